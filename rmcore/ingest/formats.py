@@ -1,0 +1,254 @@
+"""Preference-data formats and their mapping onto one canonical pair: (prompt, chosen, rejected, label).
+
+Formats (auto-detected from the record keys, or forced):
+
+- `explicit`       TRL's explicit format: `prompt`, `chosen`, `rejected` strings, optional `label`
+                   (P(chosen preferred), default 1.0) and `split`.
+- `implicit`       Anthropic-HH style: `chosen` and `rejected` full transcripts with turns marked
+                   `\\n\\nHuman:` / `\\n\\nAssistant:`; the prompt is the shared conversation up to and
+                   including the last `Assistant:` marker the two share, the responses what follows.
+- `conversational` TRL's conversational format: `chosen`/`rejected` lists of `{role, content}`
+                   messages, with a separate `prompt` message list or a shared message prefix.
+- `annotated`      AlpacaEval annotations: `instruction`, `output_1`, `output_2`, `preference` in
+                   [1, 2] (1 + P(output_2 better)); 1.5 is a tie, stored as label 0.5, never guessed.
+- `ranked`         UltraFeedback style: a prompt with `completions`, each with a text and a rating;
+                   best-vs-worst by default, every ordered pair (higher rating wins) as an option.
+
+Canonical prompt rendering (one rule for every format): a single user turn is stored as its
+plain text; a multi-turn context is rendered as turns joined by a blank line, each turn
+`Human: ...`, `Assistant: ...` or `System: ...`, without a trailing `Assistant:` marker.
+
+Extraction is a small function per record (type checks need the Python values; see
+sources.py for why polars cannot see wrong types); all text checks after it are vectorized.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+FORMATS = ("explicit", "implicit", "conversational", "annotated", "ranked")
+RANKED_MODES = ("best-vs-worst", "all-pairs")
+
+_ROLE_NAMES = {
+    "user": "Human",
+    "human": "Human",
+    "assistant": "Assistant",
+    "gpt": "Assistant",
+    "bot": "Assistant",
+    "system": "System",
+}
+_HH_TURN = re.compile(r"\n\n(Human|Assistant|System):")
+_ASSISTANT = "\n\nAssistant:"
+_TEXT_KEYS = ("response", "text", "output", "completion", "content")
+_RATING_KEYS = ("rating", "overall_score", "score", "fine-grained_score")
+
+Pair = tuple[str, str, str, float]  # prompt, chosen, rejected, label
+
+
+class Reject(Exception):
+    """A record that cannot become a pair; carries the quarantine reason code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+class FormatError(ValueError):
+    """The source as a whole does not match a known (or the requested) format."""
+
+
+# ----------------------------------------------------------------------------- detection
+def detect_format(records: Iterable[dict[str, Any] | None], sample: int = 200) -> str:
+    """The format whose keys the first parsable records carry."""
+    keys: set[str] = set()
+    first_chosen: Any = None
+    seen = 0
+    for rec in records:
+        if rec is None:
+            continue
+        keys |= rec.keys()
+        if first_chosen is None and rec.get("chosen") is not None:
+            first_chosen = rec["chosen"]
+        seen += 1
+        if seen >= sample:
+            break
+    if {"instruction", "output_1", "output_2", "preference"} <= keys:
+        return "annotated"
+    if "completions" in keys:
+        return "ranked"
+    if {"chosen", "rejected"} <= keys:
+        if isinstance(first_chosen, list):
+            return "conversational"
+        return "explicit" if "prompt" in keys else "implicit"
+    raise FormatError(
+        f"cannot detect the format from the keys {sorted(keys)[:20]}; expected one of: "
+        "prompt/chosen/rejected (explicit), chosen/rejected transcripts (implicit), "
+        "message lists (conversational), instruction/output_1/output_2/preference (annotated), "
+        "prompt + completions (ranked). Pass --format to force one."
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+def _text(rec: dict[str, Any], key: str) -> str:
+    if key not in rec or rec[key] is None:
+        raise Reject("missing_field", f"field {key!r} is missing or null")
+    value = rec[key]
+    if not isinstance(value, str):
+        raise Reject("wrong_type", f"field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _probability(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Reject(
+            "invalid_label",
+            f"field {key!r} must be a number, got {type(value).__name__}: {str(value)[:40]}",
+        )
+    return float(value)
+
+
+def render_conversation(messages: list[tuple[str, str]]) -> str:
+    """The canonical prompt rendering (see module docstring)."""
+    if len(messages) == 1 and messages[0][0] == "Human":
+        return messages[0][1]
+    return "\n\n".join(f"{role}: {content}" for role, content in messages)
+
+
+def _messages(value: Any, key: str) -> list[tuple[str, str]]:
+    if value is None:
+        raise Reject("missing_field", f"field {key!r} is missing or null")
+    if isinstance(value, str):
+        return [("Human", value)]
+    if not isinstance(value, list) or not value:
+        raise Reject(
+            "wrong_type", f"field {key!r} must be a non-empty list of {{role, content}} messages"
+        )
+    out = []
+    for m in value:
+        if not (
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+        ):
+            raise Reject(
+                "wrong_type",
+                f"field {key!r} holds a message that is not {{role: str, content: str}}",
+            )
+        role = _ROLE_NAMES.get(m["role"].lower())
+        if role is None:
+            raise Reject("wrong_type", f"field {key!r} holds an unknown role {m['role']!r}")
+        out.append((role, m["content"]))
+    return out
+
+
+def _hh_turns(transcript: str) -> list[tuple[str, str]]:
+    """`\n\nHuman: a\n\nAssistant: b` -> [("Human", "a"), ("Assistant", "b")]; text before the
+    first marker counts as a Human turn."""
+    parts = _HH_TURN.split("\n\n" + transcript.lstrip("\n"))
+    head = [("Human", parts[0].strip())] if parts[0].strip() else []
+    return head + [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+
+
+# ----------------------------------------------------------------------------- extractors
+def _explicit(rec: dict[str, Any], _: str) -> list[Pair]:
+    label = 1.0 if rec.get("label") is None else _probability(rec["label"], "label")
+    return [(_text(rec, "prompt"), _text(rec, "chosen"), _text(rec, "rejected"), label)]
+
+
+def _implicit(rec: dict[str, Any], _: str) -> list[Pair]:
+    chosen, rejected = _text(rec, "chosen"), _text(rec, "rejected")
+    cut = chosen.rfind(_ASSISTANT)
+    # Walk back to the last Assistant marker that both transcripts share as a prefix.
+    while cut >= 0 and not rejected.startswith(chosen[: cut + len(_ASSISTANT)]):
+        cut = chosen.rfind(_ASSISTANT, 0, cut)
+    if cut < 0:
+        raise Reject(
+            "no_shared_prompt",
+            "chosen and rejected share no conversation up to an 'Assistant:' marker",
+        )
+    end = cut + len(_ASSISTANT)
+    prompt = render_conversation(_hh_turns(chosen[:cut]))
+    label = 1.0 if rec.get("label") is None else _probability(rec["label"], "label")
+    return [(prompt, chosen[end:], rejected[end:], label)]
+
+
+def _conversational(rec: dict[str, Any], _: str) -> list[Pair]:
+    chosen, rejected = (
+        _messages(rec.get("chosen"), "chosen"),
+        _messages(rec.get("rejected"), "rejected"),
+    )
+    if rec.get("prompt") is not None:
+        prompt = _messages(rec["prompt"], "prompt")
+    else:
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        if shared == 0 or chosen[shared - 1][0] == "Assistant":
+            raise Reject("no_shared_prompt", "chosen and rejected share no prompt messages")
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    label = 1.0 if rec.get("label") is None else _probability(rec["label"], "label")
+    reply = lambda msgs: "\n\n".join(c for _, c in msgs)  # noqa: E731
+    return [(render_conversation(prompt), reply(chosen), reply(rejected), label)]
+
+
+def _annotated(rec: dict[str, Any], _: str) -> list[Pair]:
+    prompt = _text(rec, "instruction")
+    if isinstance(rec.get("input"), str) and rec["input"].strip():
+        prompt = f"{prompt}\n\n{rec['input']}"
+    out1, out2 = _text(rec, "output_1"), _text(rec, "output_2")
+    if rec.get("preference") is None:
+        raise Reject("invalid_label", "field 'preference' is missing or null")
+    pref = _probability(rec["preference"], "preference")
+    if not 1.0 <= pref <= 2.0:  # NaN fails this too
+        raise Reject("invalid_label", f"preference {pref} is outside [1, 2]")
+    p2 = pref - 1.0  # P(output_2 better)
+    if p2 > 0.5:
+        return [(prompt, out2, out1, p2)]
+    return [(prompt, out1, out2, 1.0 - p2)]  # a tie stays (output_1, output_2, 0.5)
+
+
+def _ranked(rec: dict[str, Any], mode: str) -> list[Pair]:
+    prompt = _text(rec, "prompt" if "prompt" in rec else "instruction")
+    comps = rec.get("completions")
+    if not isinstance(comps, list):
+        raise Reject(
+            "wrong_type" if comps is not None else "missing_field",
+            "field 'completions' must be a list",
+        )
+    scored = []
+    for c in comps:
+        if not isinstance(c, dict):
+            raise Reject("wrong_type", "a completion is not an object")
+        text = next((c[k] for k in _TEXT_KEYS if k in c), None)
+        rating = next((c[k] for k in _RATING_KEYS if c.get(k) is not None), None)
+        if not isinstance(text, str):
+            raise Reject("wrong_type", f"a completion has no text field ({', '.join(_TEXT_KEYS)})")
+        rating = _probability(rating, "rating")
+        if math.isnan(rating):
+            raise Reject("invalid_label", "a completion rating is NaN")
+        scored.append((rating, text))
+    if len({r for r, _ in scored}) < 2:
+        raise Reject("no_preference", "fewer than two distinct ratings among the completions")
+    if mode == "best-vs-worst":
+        best, worst = max(scored, key=lambda t: t[0]), min(scored, key=lambda t: t[0])
+        return [(prompt, best[1], worst[1], 1.0)]
+    return [(prompt, a, b, 1.0) for ra, a in scored for rb, b in scored if ra > rb]
+
+
+EXTRACTORS: dict[str, Callable[[dict[str, Any], str], list[Pair]]] = {
+    "explicit": _explicit,
+    "implicit": _implicit,
+    "conversational": _conversational,
+    "annotated": _annotated,
+    "ranked": _ranked,
+}
+CONSUMED_KEYS = {
+    "explicit": {"prompt", "chosen", "rejected", "label", "split"},
+    "implicit": {"chosen", "rejected", "label", "split"},
+    "conversational": {"prompt", "chosen", "rejected", "label", "split"},
+    "annotated": {"instruction", "input", "output_1", "output_2", "preference", "split"},
+    "ranked": {"prompt", "instruction", "completions", "split"},
+}

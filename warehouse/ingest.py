@@ -1,0 +1,169 @@
+"""SQL for the ingest stage: dataset versions, content-addressed texts, pairs, quarantine, dq runs.
+
+Batches travel as Arrow tables registered on the connection (no per-row inserts).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import frame
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    dataset_id: int
+    name: str
+    version: int
+    status: str
+    n_input: int | None
+    n_pairs: int | None
+    n_quarantined: int | None
+    report_path: str | None = None
+
+
+def find_version(con: duckdb.DuckDBPyConnection, name: str, content_hash: str) -> DatasetRow | None:
+    """The dataset version with this exact content, if it was ingested before."""
+    row = con.execute(
+        "SELECT d.dataset_id, d.name, d.version, d.status, d.n_input, d.n_pairs, d.n_quarantined,"
+        " (SELECT arg_max(report_path, dq_run_id) FROM dq_runs q WHERE q.dataset_id = d.dataset_id)"
+        " FROM datasets d WHERE d.name = ? AND d.content_hash = ? ORDER BY d.version DESC LIMIT 1",
+        [name, content_hash],
+    ).fetchone()
+    return DatasetRow(*row) if row else None
+
+
+def create_version(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    name: str,
+    uri: str,
+    fmt: str,
+    content_hash: str,
+    options: dict[str, Any],
+    flow_run_id: str | None,
+) -> DatasetRow:
+    (version,) = con.execute(
+        "SELECT coalesce(max(version), 0) + 1 FROM datasets WHERE name = ?", [name]
+    ).fetchone()
+    (dataset_id,) = con.execute(
+        "INSERT INTO datasets (name, version, uri, format, content_hash, status, options, flow_run_id)"
+        " VALUES (?, ?, ?, ?, ?, 'ingesting', ?, ?) RETURNING dataset_id",
+        [name, version, uri, fmt, content_hash, json.dumps(options), flow_run_id],
+    ).fetchone()
+    return DatasetRow(dataset_id, name, version, "ingesting", None, None, None)
+
+
+def store_batch(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    pairs: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    flow_run_id: str | None,
+) -> None:
+    """Texts once each (INSERT OR IGNORE on the content id), then pairs and quarantine rows."""
+    con.register("batch_pairs", pairs.to_arrow())
+    con.register("batch_quarantine", quarantine.to_arrow())
+    try:
+        con.execute(
+            "INSERT OR IGNORE INTO prompts SELECT prompt_id, any_value(prompt), length(any_value(prompt))"
+            " FROM batch_pairs GROUP BY prompt_id"
+        )
+        con.execute(
+            "INSERT OR IGNORE INTO responses SELECT id, any_value(t), length(any_value(t)) FROM ("
+            " SELECT chosen_id AS id, chosen AS t FROM batch_pairs"
+            " UNION ALL SELECT rejected_id, rejected FROM batch_pairs) GROUP BY id"
+        )
+        con.execute(
+            "INSERT INTO pairs (pair_id, dataset_id, prompt_id, chosen_id, rejected_id, label, split,"
+            " source_row, provenance, flow_run_id)"
+            " SELECT pair_id, ?, prompt_id, chosen_id, rejected_id, label, split, source_row, provenance, ?"
+            " FROM batch_pairs",
+            [dataset_id, flow_run_id],
+        )
+        con.execute(
+            "INSERT INTO quarantine (dataset_id, source_row, reason, message, raw, flow_run_id)"
+            " SELECT ?, source_row, reason, message, raw, ? FROM batch_quarantine",
+            [dataset_id, flow_run_id],
+        )
+    finally:
+        con.unregister("batch_pairs")
+        con.unregister("batch_quarantine")
+
+
+def finish_version(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    *,
+    n_input: int,
+    n_rows_stored: int,
+    n_pairs: int,
+    n_quarantined: int,
+) -> None:
+    con.execute(
+        "UPDATE datasets SET n_input = ?, n_rows_stored = ?, n_pairs = ?, n_quarantined = ?,"
+        " status = 'ingested', updated_at = current_timestamp WHERE dataset_id = ?",
+        [n_input, n_rows_stored, n_pairs, n_quarantined, dataset_id],
+    )
+
+
+def stored_counts(con: duckdb.DuckDBPyConnection, dataset_id: int) -> tuple[int, int, int]:
+    """(distinct source rows with pairs, pairs, quarantined rows) as the warehouse sees them."""
+    return con.execute(
+        "SELECT (SELECT count(DISTINCT source_row) FROM pairs WHERE dataset_id = $1 AND augmentation IS NULL),"
+        " (SELECT count(*) FROM pairs WHERE dataset_id = $1 AND augmentation IS NULL),"
+        " (SELECT count(*) FROM quarantine WHERE dataset_id = $1)",
+        [dataset_id],
+    ).fetchone()
+
+
+def set_status(con: duckdb.DuckDBPyConnection, dataset_id: int, status: str) -> None:
+    con.execute(
+        "UPDATE datasets SET status = ?, updated_at = current_timestamp WHERE dataset_id = ?",
+        [status, dataset_id],
+    )
+
+
+def batch_frame(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.DataFrame:
+    """The stored batch with its texts, in the canonical column layout the quality suite checks."""
+    return frame(
+        con,
+        "SELECT p.pair_id, p.prompt_id, p.chosen_id, p.rejected_id, pr.text AS prompt, c.text AS chosen,"
+        " r.text AS rejected, p.label, p.split, p.source_row"
+        " FROM pairs p JOIN prompts pr USING (prompt_id)"
+        " JOIN responses c ON c.response_id = p.chosen_id JOIN responses r ON r.response_id = p.rejected_id"
+        " WHERE p.dataset_id = ? AND p.augmentation IS NULL ORDER BY p.source_row",
+        [dataset_id],
+    )
+
+
+def record_dq_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    dataset_id: int,
+    suite: str,
+    success: bool,
+    n_expectations: int,
+    n_evaluated: int,
+    n_failed: int,
+    failed: list[str],
+    statistics: dict[str, Any],
+    result: dict[str, Any],
+    report_path: str | None,
+    flow_run_id: str | None,
+) -> int:
+    (dq_run_id,) = con.execute(
+        "INSERT INTO dq_runs (dataset_id, suite, success, n_expectations, n_evaluated, n_failed, failed,"
+        " statistics, result, report_path, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING dq_run_id",
+        [
+            dataset_id, suite, success, n_expectations, n_evaluated, n_failed, json.dumps(failed),
+            json.dumps(statistics, default=str), json.dumps(result, default=str), report_path, flow_run_id,
+        ],
+    ).fetchone()  # fmt: skip
+    set_status(con, dataset_id, "passed_quality" if success else "failed_quality")
+    return dq_run_id
