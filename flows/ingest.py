@@ -59,13 +59,29 @@ def ingest_flow(
     kind, digest = fingerprint_source(source, kind)
     existing = find_existing(warehouse, name, digest)
     if existing is not None:
-        logger().info("%s v%d already holds this content (sha256 %s): not stored again", name, existing.version, digest[:12])
+        logger().info(
+            "%s v%d already holds this content (sha256 %s): not stored again",
+            name,
+            existing.version,
+            digest[:12],
+        )
         summary = IngestSummary.from_row(existing)
     else:
-        options = {"ranked_mode": ranked_mode, "default_split": default_split, "max_chars": max_chars, "hf_split": hf_split}
-        summary = parse_validate_store(warehouse, uri=source, kind=kind, fmt=fmt, name=name, digest=digest, options=options)
-    if quality and summary.status == "ingested":  # new, or stored by a run that died before its quality check
-        outcome = check_quality(warehouse, summary.dataset_id, f"{name}-v{summary.version}", reports_dir, max_chars)
+        options = {
+            "ranked_mode": ranked_mode,
+            "default_split": default_split,
+            "max_chars": max_chars,
+            "hf_split": hf_split,
+        }
+        summary = parse_validate_store(
+            warehouse, uri=source, kind=kind, fmt=fmt, name=name, digest=digest, options=options
+        )
+    if (
+        quality and summary.status == "ingested"
+    ):  # new, or stored by a run that died before its quality check
+        outcome = check_quality(
+            warehouse, summary.dataset_id, f"{name}-v{summary.version}", reports_dir, max_chars
+        )
         summary.status = "passed_quality" if outcome.success else "failed_quality"
         summary.report_path = str(outcome.report_path) if outcome.report_path else None
     summary.seconds = time.perf_counter() - start
@@ -79,3 +95,38 @@ def ingest_flow(
             f"data quality failed for {name} v{summary.version}; see `rmcurate datasets` and the report: {summary.report_path}"
         )
     return summary.as_dict()
+
+
+@flow(name="ingest-folder", log_prints=True)
+def ingest_folder_flow(
+    folder: str,
+    pattern: str = "*",
+    warehouse: str | None = None,
+    reports_dir: str = "reports",
+    fmt: str | None = None,
+    quality: bool = True,
+) -> list[dict]:
+    """Ingest every matching file of a watched folder, one dataset per file (named after it).
+    Unchanged files are no-ops, so the deployment can re-run it on a schedule."""
+    files = sorted(
+        p for p in Path(folder).glob(pattern) if p.is_file() and not p.name.startswith(".")
+    )
+    if not files:
+        logger().warning("no files match %s in %s", pattern, folder)
+    results, failed = [], []
+    for path in files:
+        try:
+            results.append(
+                ingest_flow(
+                    source=str(path),
+                    warehouse=warehouse,
+                    reports_dir=reports_dir,
+                    fmt=fmt,
+                    quality=quality,
+                )
+            )
+        except QualityFailed as err:  # one bad file must not stop the others
+            failed.append(str(err))
+    if failed:
+        raise QualityFailed("; ".join(failed))
+    return results

@@ -20,7 +20,7 @@ import polars as pl
 
 DEFAULT_PATH = Path("data") / "rmcurate.duckdb"
 ENV_VAR = "RMCURATE_WAREHOUSE"
-BUSY_TIMEOUT_S = float(os.environ.get("RMCURATE_BUSY_TIMEOUT", "30"))
+DEFAULT_BUSY_TIMEOUT_S = 30.0
 
 
 class WarehouseBusy(RuntimeError):
@@ -40,9 +40,19 @@ def _is_lock_error(err: duckdb.Error) -> bool:
     return "lock" in str(err).lower()
 
 
+def busy_timeout(timeout_s: float | None = None) -> float:
+    """Explicit value > $RMCURATE_BUSY_TIMEOUT > 30 s."""
+    return (
+        timeout_s
+        if timeout_s is not None
+        else float(os.environ.get("RMCURATE_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT_S))
+    )
+
+
 def _open(
-    path: Path, read_only: bool, config: dict[str, object], timeout_s: float, on_wait
+    path: Path, read_only: bool, config: dict[str, object], timeout_s: float | None, on_wait
 ) -> duckdb.DuckDBPyConnection:
+    timeout_s = busy_timeout(timeout_s)
     deadline = time.monotonic() + timeout_s
     delay, warned = 0.05, False
     while True:
@@ -101,7 +111,7 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 @contextlib.contextmanager
 def writer(
-    path: str | os.PathLike[str] | None = None, *, timeout_s: float = BUSY_TIMEOUT_S, on_wait=None
+    path: str | os.PathLike[str] | None = None, *, timeout_s: float | None = None, on_wait=None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection with the schema migrated; closed on exit."""
     p = warehouse_path(path)
@@ -134,7 +144,7 @@ def reader(
     path: str | os.PathLike[str] | None = None,
     *,
     sandboxed: bool = False,
-    timeout_s: float = BUSY_TIMEOUT_S,
+    timeout_s: float | None = None,
     on_wait=None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; `sandboxed` also disables every file and network access,
@@ -158,6 +168,8 @@ def reader(
         con.close()
 
 
-def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None) -> pl.DataFrame:
+def frame(
+    con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None
+) -> pl.DataFrame:
     """A query's rows as a polars frame, through Arrow (no row-by-row copy)."""
     return pl.from_arrow(con.sql(query, params=params).to_arrow_table())  # type: ignore[return-value]
