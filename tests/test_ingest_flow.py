@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -49,7 +50,7 @@ def test_reingest_is_noop_and_changed_source_is_new_version(tmp_path, warehouse_
     assert counts(warehouse_file, "SELECT count(*) FROM responses") == [
         (21,)
     ]  # the shared answer is stored once
-    write_jsonl(src, rows + [{"prompt": "new", "chosen": "x", "rejected": "y"}])
+    write_jsonl(src, [*rows, {"prompt": "new", "chosen": "x", "rejected": "y"}])
     changed = ingest_flow(
         source=str(src), warehouse=warehouse_file, reports_dir=str(tmp_path / "r")
     )
@@ -75,7 +76,7 @@ def test_failing_expectation_marks_dataset_and_writes_report(tmp_path, warehouse
     )
     assert success is False and n_failed >= 1
     assert counts(warehouse_file, "SELECT status FROM datasets") == [("failed_quality",)]
-    html = open(report).read()
+    html = Path(report).read_text()
     assert "label" in html
 
 
