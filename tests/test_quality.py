@@ -1,0 +1,230 @@
+"""The data-quality gate against real Great Expectations runs.
+
+Every test validates through a copy of the committed `warehouse/gx/` context in a
+temp folder, so the suite under test is the committed one and the repo tree stays clean.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import json
+import re
+import shutil
+from html import unescape
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rmcore.textnorm import text_id
+from warehouse import quality
+from warehouse.quality import SuiteNotFullyEvaluated, validate_pairs
+
+LABEL_RANGE = "expect_column_values_to_be_between[label]"
+UNIQUE_PAIR = "expect_column_values_to_be_unique[pair_id]"
+ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+def make_batch(n: int = 6, label: float = 1.0) -> pl.DataFrame:
+    """A clean batch in the canonical layout, ids derived the way ingest derives them."""
+    prompts = [f"Question {i % 3}?" for i in range(n)]
+    chosen = [f"A careful answer {i}." for i in range(n)]
+    rejected = [f"A sloppy answer {i}." for i in range(n)]
+    return pl.DataFrame(
+        {
+            "pair_id": [hashlib.sha256(f"demo|{i}".encode()).hexdigest() for i in range(n)],
+            "prompt_id": [text_id(t) for t in prompts],
+            "chosen_id": [text_id(t) for t in chosen],
+            "rejected_id": [text_id(t) for t in rejected],
+            "prompt": prompts,
+            "chosen": chosen,
+            "rejected": rejected,
+            "label": [label] * n,
+            "split": ["train", "validation", "test"] * (n // 3) + ["train"] * (n % 3),
+            "source_row": list(range(n)),
+        },
+        schema=quality.COLUMNS,
+    )
+
+
+def set_row(df: pl.DataFrame, row: int, **values: object) -> pl.DataFrame:
+    """`df` with the given columns replaced on one row (dtypes kept)."""
+    hit = pl.int_range(pl.len()) == row
+    return df.with_columns(
+        pl.when(hit).then(pl.lit(v, dtype=df.schema[c])).otherwise(pl.col(c)).alias(c)
+        for c, v in values.items()
+    )
+
+
+def page_text(path: Path) -> str:
+    """The visible text of a Data Docs page."""
+    html = re.sub(r"<(script|style).*?</\1>", " ", path.read_text(), flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def committed_files(root: Path) -> dict[str, Path]:
+    return {
+        str(p.relative_to(root)): p
+        for p in root.rglob("*")
+        if p.is_file() and "uncommitted" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture(scope="module")
+def context_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the committed GX context (its uncommitted results left behind)."""
+    assert quality.CONTEXT_DIR.is_dir(), (
+        "warehouse/gx/ is missing: run warehouse.quality.sync_context()"
+    )
+    target = tmp_path_factory.mktemp("gx") / "gx"
+    shutil.copytree(quality.CONTEXT_DIR, target, ignore=shutil.ignore_patterns("uncommitted"))
+    return target
+
+
+def test_good_batch_passes_with_every_expectation_evaluated(context_dir: Path, tmp_path: Path):
+    out = validate_pairs(
+        make_batch(), batch_name="good", reports_dir=tmp_path, context_dir=context_dir
+    )
+
+    assert out.success and out.failed == [] and out.n_failed == 0
+    assert out.n_evaluated == out.n_expectations == len(quality.pairs_expectations())
+    assert out.suite == quality.SUITE_NAME
+    assert out.report_path is not None and out.report_path.is_file()
+    assert out.report_path.is_relative_to(tmp_path.resolve())
+    json.dumps(
+        {"result": out.result_json, "statistics": out.statistics}
+    )  # fits dq_runs JSON columns
+
+
+def test_bad_label_and_duplicate_pair_fail_and_are_reported(context_dir: Path, tmp_path: Path):
+    good = make_batch()
+    bad = pl.concat([set_row(good, 2, label=1.5), good.head(1)])  # row 0 comes back: same pair_id
+
+    out = validate_pairs(bad, batch_name="ds/v1 bad", reports_dir=tmp_path, context_dir=context_dir)
+
+    assert not out.success
+    assert sorted(out.failed) == sorted([LABEL_RANGE, UNIQUE_PAIR])
+    assert out.n_failed == 2 and out.n_evaluated == out.n_expectations
+    assert out.report_path is not None and out.report_path.is_file()
+    assert "/" not in out.report_path.relative_to(tmp_path.resolve()).parts[2]  # run-name folder
+    text = page_text(out.report_path)
+    assert "must be unique" in text and good["pair_id"][0] in text
+    assert "greater than or equal to 0.0 and less than or equal to 1.0" in text and "1.5" in text
+
+
+def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
+    out = validate_pairs(
+        make_batch().head(0), batch_name="empty", reports_dir=tmp_path, context_dir=context_dir
+    )
+
+    assert not out.success
+    assert out.failed == [ROW_COUNT]
+    assert out.n_evaluated == out.n_expectations
+
+
+@pytest.mark.parametrize(
+    ("defect", "expected"),
+    [
+        (lambda df: set_row(df, 1, rejected_id=df["chosen_id"][1]),
+         ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]"]),
+        (lambda df: set_row(df, 0, split="dev"), ["expect_column_values_to_be_in_set[split]"]),
+        (lambda df: set_row(df, 3, prompt_id=df["prompt_id"][3].upper()),
+         ["expect_column_values_to_match_regex[prompt_id]"]),
+        (lambda df: set_row(df, 3, pair_id=df["pair_id"][3][:63]),
+         ["expect_column_values_to_match_regex[pair_id]"]),
+        (lambda df: set_row(df, 4, chosen=""), ["expect_column_value_lengths_to_be_between[chosen]"]),
+        (lambda df: set_row(df, 5, source_row=-1), ["expect_column_values_to_be_between[source_row]"]),
+        (lambda df: set_row(df, 5, source_row=None), ["expect_column_values_to_not_be_null[source_row]"]),
+        (lambda df: set_row(df, 0, label=None), ["expect_column_values_to_not_be_null[label]"]),
+        (lambda df: df.with_columns(label=pl.lit(0.5)), ["expect_column_values_to_not_be_in_set[label]"]),
+        (lambda df: df.drop("split"),
+         ["expect_column_values_to_be_in_set[split]", "expect_column_values_to_not_be_null[split]",
+          "expect_table_columns_to_match_set"]),
+    ],
+    ids=["chosen_is_rejected", "split", "uppercase_id", "short_id", "empty_text", "negative_row",
+         "null_row", "null_label", "all_ties", "missing_column"],
+)  # fmt: skip
+def test_each_defect_fails_exactly_its_expectation(context_dir, tmp_path, defect, expected):
+    out = validate_pairs(
+        defect(make_batch()), batch_name="defect", reports_dir=tmp_path, context_dir=context_dir
+    )
+
+    assert sorted(out.failed) == sorted(expected)
+    assert not out.success and out.n_evaluated == out.n_expectations
+
+
+def test_max_chars_is_bound_per_call_and_leaves_the_suite_alone(context_dir: Path, tmp_path: Path):
+    suite_file = context_dir / "expectations" / f"{quality.SUITE_NAME}.json"
+    before = suite_file.read_bytes()
+    df = make_batch()  # longest text: "A careful answer 5." = 19 chars
+    longest = int(
+        df.select(pl.col(*quality.TEXT_COLUMNS).str.len_chars().max()).max_horizontal()[0]
+    )
+
+    fits = validate_pairs(
+        df, batch_name="fits", reports_dir=tmp_path, context_dir=context_dir, max_chars=longest
+    )
+    over = validate_pairs(
+        df, batch_name="over", reports_dir=tmp_path, context_dir=context_dir, max_chars=longest - 1
+    )
+
+    assert fits.success
+    # Only "A careful answer 5." (chosen) is that long; "A sloppy answer 5." is one shorter.
+    assert over.failed == ["expect_column_value_lengths_to_be_between[chosen]"]
+    assert suite_file.read_bytes() == before
+
+
+def test_committed_context_is_in_sync_with_the_code(context_dir: Path, tmp_path: Path):
+    """Validating must not rewrite committed config: else `pairs_expectations` changed uncommitted."""
+    validate_pairs(make_batch(), batch_name="sync", reports_dir=tmp_path, context_dir=context_dir)
+
+    committed, copied = committed_files(quality.CONTEXT_DIR), committed_files(context_dir)
+    assert committed.keys() == copied.keys()
+    changed = [
+        name for name, p in committed.items() if not filecmp.cmp(p, copied[name], shallow=False)
+    ]
+    assert changed == [], (
+        f"run warehouse.quality.sync_context() and commit warehouse/gx/: {changed}"
+    )
+
+
+def test_unloadable_expectation_in_the_stored_suite_raises(tmp_path: Path):
+    """GX drops an expectation it cannot import when loading a suite; the gate must not pass."""
+    ctx = tmp_path / "gx"
+    shutil.copytree(quality.CONTEXT_DIR, ctx, ignore=shutil.ignore_patterns("uncommitted"))
+    suite_file = ctx / "expectations" / f"{quality.SUITE_NAME}.json"
+    suite = json.loads(suite_file.read_text())
+    custom = {**suite["expectations"][0], "type": "expect_rmcurate_custom_check"}
+    custom["id"] = "00000000-0000-4000-8000-000000000001"
+    suite["expectations"].append(custom)
+    suite_file.write_text(json.dumps(suite))
+
+    with pytest.raises(SuiteNotFullyEvaluated, match="evaluated"):
+        validate_pairs(make_batch(), batch_name="skip", reports_dir=tmp_path / "r", context_dir=ctx)
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    labels=st.lists(
+        st.sampled_from([0.0, 0.5, 0.5, 0.5, 1.0, 0.3, 1.5, -0.25]), min_size=1, max_size=150
+    )
+)
+def test_label_checks_agree_with_a_direct_count(
+    context_dir: Path, tmp_path: Path, labels: list[float]
+):
+    """GX's range and tie checks against the definitions in the brief, counted by hand."""
+    df = make_batch(len(labels)).with_columns(label=pl.Series(labels, dtype=pl.Float64))
+    out = validate_pairs(df, batch_name="labels", reports_dir=tmp_path, context_dir=context_dir)
+
+    out_of_range = any(not 0.0 <= x <= 1.0 for x in labels)
+    non_tie_fraction = sum(x != 0.5 for x in labels) / len(labels)
+    expected = {LABEL_RANGE} if out_of_range else set()
+    if non_tie_fraction < quality.MIN_NON_TIE_FRACTION:
+        expected.add("expect_column_values_to_not_be_in_set[label]")
+    assert set(out.failed) == expected
+    assert out.success == (not expected)
