@@ -11,7 +11,6 @@ invalid_split, duplicate_pair.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import orjson
@@ -27,7 +26,7 @@ from rmcore.ingest.formats import (
     detect_format,
 )
 from rmcore.ingest.sources import RawRecords
-from rmcore.textnorm import normalize_expr
+from rmcore.textnorm import normalize_expr, pair_ids, sha256_series
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -71,15 +70,6 @@ class IngestBatch:
     def reason_counts(self) -> dict[str, int]:
         counts = self.quarantine.group_by("reason").len().sort("reason")
         return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
-
-
-def _sha256_hex(values: pl.Series) -> pl.Series:
-    """sha256 of each distinct value once (texts repeat a lot: reference answers, shared prompts)."""
-    uniq = values.unique()
-    digests = pl.Series(
-        [hashlib.sha256(v.encode("utf-8")).hexdigest() for v in uniq.to_list()], dtype=pl.Utf8
-    )
-    return values.replace_strict(uniq, digests, return_dtype=pl.Utf8)
 
 
 def _extract(
@@ -206,14 +196,11 @@ def build_batch(
 
     good = checked.filter(pl.col("reason").is_null()).drop("reason")
     good = good.with_columns(
-        _sha256_hex(good["prompt"]).alias("prompt_id"),
-        _sha256_hex(good["chosen"]).alias("chosen_id"),
-        _sha256_hex(good["rejected"]).alias("rejected_id"),
+        sha256_series(good["prompt"]).alias("prompt_id"),
+        sha256_series(good["chosen"]).alias("chosen_id"),
+        sha256_series(good["rejected"]).alias("rejected_id"),
     )
-    key = pl.concat_str(
-        [pl.lit(namespace), "prompt_id", "chosen_id", "rejected_id"], separator="\x1f"
-    )
-    good = good.with_columns(_sha256_hex(good.select(key).to_series()).alias("pair_id"))
+    good = good.with_columns(pair_ids(namespace, good).alias("pair_id"))
     order = [
         "pair_id",
         "prompt_id",

@@ -101,8 +101,17 @@ def content_hash(uri: str, kind: str) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """File bytes, gunzipped when the name says .gz or the magic bytes say gzip. A plain file
+    whose first line happens to start with the gzip magic is read as it is (its bad line
+    then goes to quarantine) rather than failing the whole source."""
     data = path.read_bytes()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    if path.name.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            if path.name.lower().endswith(".gz"):
+                raise SourceError(f"{path} is not a valid gzip file: {err}") from err
+    return data
 
 
 def _parse(text_or_bytes: bytes | str) -> tuple[Any, str | None, str | None]:
