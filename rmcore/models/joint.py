@@ -1,0 +1,202 @@
+"""Joint reward model: any `AutoModelForSequenceClassification` with one output.
+
+How a (prompt, response) pair becomes tokens (`encode`, shared with the trainer so
+training and scoring see identical inputs):
+- the tokenizer has a chat template: user=prompt, assistant=response, rendered by it;
+- else the tokenizer adds separators for text pairs (BERT, RoBERTa, DeBERTa): a text pair;
+- else (GPT-2 style base models): `prompt + "\\n" + response`.
+
+Truncation to `max_length` keeps the *end*: causal classifiers read the reward at the
+last token, so losing the tail would lose the reward position, and the response is
+what is being judged. Chat/plain inputs are cut from the left (the start of the
+prompt goes first); text pairs are cut "longest first" from the left, so a short
+response is kept whole and only the prompt's beginning is dropped.
+
+Inputs are right-padded per batch (position ids equal the unpadded ones, and
+causal classifiers find the last non-pad token), so batched scores equal one-at-a-time
+scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BatchEncoding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from rmcore.models.base import (
+    BatchBudget,
+    autocast,
+    ensure_pad_token,
+    length_mask,
+    map_batches,
+    model_revision,
+    pad_right,
+    pick_device,
+    usable_max_length,
+)
+
+
+def input_format(tokenizer: PreTrainedTokenizerBase) -> str:
+    """ "chat", "pair" or "plain": how `encode` joins prompt and response (module docstring)."""
+    if tokenizer.chat_template:
+        return "chat"
+    return "pair" if tokenizer.num_special_tokens_to_add(pair=True) > 0 else "plain"
+
+
+class JointRewardModel:
+    """RewardScorer around a sequence classifier (num_labels = 1) reading prompt and response together."""
+
+    backend = "joint"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        model_id: str,
+        revision: str,
+        device: torch.device,
+        max_length: int | None = None,
+        max_tokens_per_batch: int = 16384,
+        max_batch_size: int = 64,
+    ) -> None:
+        if model.config.num_labels != 1:
+            raise ValueError(f"a reward model needs num_labels=1, got {model.config.num_labels}")
+        ensure_pad_token(model, tokenizer)
+        tokenizer.truncation_side = "left"  # keep the response end (module docstring)
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.revision = revision
+        self.device = device
+        self.max_length = max_length or usable_max_length(model, tokenizer)
+        self.budget = BatchBudget(max_batch=max_batch_size, max_tokens=max_tokens_per_batch)
+        self.input_format = input_format(tokenizer)
+        self.n_forward = 0
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        use_safetensors: bool = True,
+        revision: str | None = None,
+        max_length: int | None = None,
+        max_tokens_per_batch: int = 16384,
+    ) -> JointRewardModel:
+        """Local folder or hub id. dtype None keeps float32 weights (bf16 autocast on CUDA);
+        pass torch.bfloat16 to halve memory for large models."""
+        source = Path(name_or_path).resolve() if Path(name_or_path).is_dir() else str(name_or_path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            revision=revision or "main",
+            use_safetensors=use_safetensors,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype or torch.float32,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, revision=revision or "main", trust_remote_code=trust_remote_code
+        )
+        return cls(
+            model,
+            tokenizer,
+            model_id=str(source),
+            revision=model_revision(str(source), model.config, revision=revision),
+            device=pick_device(device),
+            max_length=max_length,
+            max_tokens_per_batch=max_tokens_per_batch,
+        )
+
+    def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> BatchEncoding:
+        """Unpadded token ids (+ token_type_ids for pair models) and a `length` per row."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if not prompts:  # tokenizers reject an empty batch
+            return BatchEncoding({"input_ids": [], "length": []})
+        common = {"truncation": True, "max_length": self.max_length, "return_length": True}
+        if self.input_format == "pair":
+            return self.tokenizer(
+                list(prompts), list(responses), **{**common, "truncation": "longest_first"}
+            )
+        if self.input_format == "chat":
+            texts = self.tokenizer.apply_chat_template(
+                [
+                    [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
+                    for p, r in zip(prompts, responses, strict=True)
+                ],
+                tokenize=False,
+            )
+            return self.tokenizer(texts, add_special_tokens=False, **common)
+        texts = [f"{p}\n{r}" for p, r in zip(prompts, responses, strict=True)]
+        return self.tokenizer(texts, **common)
+
+    def collate(
+        self, encoded: BatchEncoding, idx: torch.Tensor, *, pad_to: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs for rows `idx` (B,) of `encode`'s output, right-padded, on the model's device."""
+        rows = idx.tolist()
+        lengths = torch.as_tensor(encoded["length"])[idx]  # (B,)
+        input_ids = pad_right(
+            [encoded["input_ids"][i] for i in rows], self.tokenizer.pad_token_id, pad_to
+        )  # (B, L)
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": length_mask(lengths, input_ids.shape[1]).long(),
+        }
+        if "token_type_ids" in encoded:
+            batch["token_type_ids"] = pad_right(
+                [encoded["token_type_ids"][i] for i in rows], 0, pad_to
+            )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def score(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        *,
+        progress: bool = False,
+        pad_longest: bool = False,
+    ) -> torch.Tensor:
+        """(N,) float32 rewards on CPU.
+
+        Rows are batched by length under a token budget (halved on CUDA OOM).
+        `pad_longest=True` is the naive baseline for benchmarks: input order, every
+        batch padded to the longest input, under the same token budget.
+        """
+        encoded = self.encode(prompts, responses)
+        lengths = torch.as_tensor(encoded["length"])  # (N,)
+        if lengths.numel() == 0:
+            return torch.empty(0)
+        pad_to = int(lengths.max()) if pad_longest else None
+
+        def forward(idx: torch.Tensor) -> torch.Tensor:
+            batch = self.collate(encoded, idx, pad_to=pad_to)
+            with torch.inference_mode(), autocast(self.device):
+                logits = self.model(**batch).logits  # (B, 1)
+            self.n_forward += 1
+            return logits.float().squeeze(-1).cpu()
+
+        return map_batches(
+            lengths,
+            forward,
+            budget=self.budget,
+            grouped=not pad_longest,
+            progress=progress,
+            desc="score",
+        )
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """safetensors weights, config (with the pad token we set) and tokenizer."""
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
