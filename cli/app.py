@@ -179,18 +179,312 @@ def sql(
 
 
 @app.command()
+def score(
+    dataset: Annotated[
+        str,
+        typer.Option("--dataset", "-d", help="Dataset id, name (latest version) or name@version."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Trained model folder, hub id, or 'bundled-head' (default: newest model trained on the dataset)."
+        ),
+    ] = None,
+    prompts: Annotated[
+        int,
+        typer.Option(
+            "--prompts", "-m", help="Sampled prompts per pair (M); K = M + 1 with the own prompt."
+        ),
+    ] = 16,
+    weights: Annotated[
+        str, typer.Option(help="Importance weights: uniform, lm or embedding.")
+    ] = "uniform",
+    criterion: Annotated[
+        str, typer.Option(help="balanced or logit-mean (METHOD.md).")
+    ] = "balanced",
+    seed: Annotated[int, typer.Option(help="Seed of the prompt sampling.")] = 0,
+    beta: Annotated[float, typer.Option(help="Temperature of lm weights.")] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Temperature of embedding weights.")] = 0.1,
+    lm: Annotated[
+        str | None, typer.Option(help="Causal LM (folder or hub id) for --weights lm.")
+    ] = None,
+    pool: Annotated[
+        str | None, typer.Option(help="Draw prompts from another dataset (default: the same one).")
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option(help="Pairs per shard (unit of resume and parallelism).")
+    ] = 2048,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Check the model is of this backend: joint or embed-head.")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Split every pair's reward gap into prompt-free and prompt-related parts."""
+    from flows.score import score_flow
+    from rmcore.models.loading import detect_backend
+
+    if model and backend and detect_backend(model) != backend:
+        _fail(f"{model} is a {detect_backend(model)} model, not {backend}")
+    try:
+        summary = score_flow(dataset=dataset, model=model, m=prompts, weights=weights, criterion=criterion, seed=seed, beta=beta,
+                             temperature=temperature, lm=lm, pool=pool, shard_size=shard_size, warehouse=warehouse,
+                             device=device, progress=True)  # fmt: skip
+    except (LookupError, ValueError) as err:
+        _fail(str(err), 1)
+    _print_scoring(summary)
+
+
+def _print_scoring(summary: dict) -> None:
+    import polars as pl
+
+    t = summary.get("timings", {})
+    rows = [
+        (k, v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    rows += [
+        ("cache hits / combos", f"{t.get('cache_hits', '-')} / {t.get('combos', '-')}"),
+        ("forward passes", t.get("forward_passes", "-")),
+    ]
+    show(pl.DataFrame({"metric": [r[0] for r in rows], "value": [f"{r[1]:.4g}" if isinstance(r[1], float) else str(r[1]) for r in rows]}),
+         title=f"scoring run {summary['scoring_run_id']}" + (" (already complete)" if summary.get("skipped") else ""))  # fmt: skip
+
+
+def _params(items: list[str] | None) -> dict:
+    """`k=v` pairs; values parsed as numbers when they look like numbers."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--param takes key=value, got {item!r}")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+@app.command()
+def curate(
+    name: Annotated[
+        str,
+        typer.Argument(help="Name of the curated set (a changed definition makes a new version)."),
+    ],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset id, name or name@version.")
+    ],
+    where: Annotated[
+        str,
+        typer.Option(
+            help="SQL predicate over v_pairs_scored, e.g. \"split = 'train' AND ess >= 4\"."
+        ),
+    ] = "split = 'train'",
+    rule: Annotated[
+        str,
+        typer.Option(
+            help="uniform, prompt-free-priority, prompt-free-filter or priority-sampling."
+        ),
+    ] = "uniform",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Rule parameter key=value (tau, q, size); repeatable."),
+    ] = None,
+    augment: Annotated[str | None, typer.Option(help="'rrm' adds RRM-augmented pairs.")] = None,
+    keep_fraction: Annotated[float, typer.Option(help="RRM: share of augmented pairs kept.")] = 0.5,
+    rrm_filter: Annotated[
+        bool,
+        typer.Option(
+            "--rrm-filter",
+            help="RRM: keep only pairs the reference model gets wrong or is unsure of.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    scoring_run: Annotated[
+        int | None,
+        typer.Option(help="Scoring run to read free gaps from (default: newest complete)."),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Materialize an immutable, versioned curated set with training weights."""
+    from flows.curate import curate_flow
+
+    try:
+        row = curate_flow(name=name, dataset=dataset, predicate=where, rule=rule, params=_params(param), augment=augment,
+                          keep_fraction=keep_fraction, rrm_filter=rrm_filter, seed=seed, scoring_run=scoring_run, warehouse=warehouse)  # fmt: skip
+    except (LookupError, ValueError) as err:
+        _fail(str(err), 1)
+    state = "created" if row["created"] else "unchanged (same definition)"
+    console.print(f"[bold]{row['name']} v{row['version']}[/bold] {state}: {row['n_members']} members "
+                  f"({row['n_augmented']} augmented) of {row['n_candidates']} candidates; total weight {row['total_weight']:.1f}")  # fmt: skip
+
+
+@app.command()
+def sets(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
+    """List curated sets and their versions."""
+    from warehouse import curation
+
+    show(_read(warehouse, curation.list_sets), title="curated sets", fmt=output)
+
+
+@app.command()
+def train(
+    name: Annotated[
+        str,
+        typer.Argument(help="Model name (its folder goes next to the warehouse, under models/)."),
+    ],
+    curated_set: Annotated[
+        str | None,
+        typer.Option(
+            "--set", "-s", help="Curated set (name, name@version or id); its weights apply."
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Or a whole dataset split, uniform weights."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to train on with --dataset.")] = "train",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="embed-head (frozen encoder + MLP head) or joint (fine-tune a HF model)."
+        ),
+    ] = "embed-head",
+    base_model: Annotated[
+        str, typer.Option(help="Encoder ('bundled') for embed-head; HF folder or hub id for joint.")
+    ] = "bundled",
+    epochs: Annotated[int, typer.Option()] = 10,
+    lr: Annotated[
+        float | None, typer.Option(help="Default 1e-3 (embed-head) or 2e-5 (joint).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps; overrides epochs.")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    margin: Annotated[float, typer.Option()] = 0.0,
+    center_coef: Annotated[float, typer.Option(help="Reward centering coefficient.")] = 0.0,
+    lora: Annotated[
+        bool, typer.Option("--lora", help="joint: train LoRA adapters (peft).")
+    ] = False,
+    device: Annotated[str | None, typer.Option()] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Train a reward model with the weighted soft-label Bradley-Terry loss."""
+    from flows.train import train_flow
+
+    try:
+        out = train_flow(name=name, curated_set=curated_set, dataset=dataset, split=split, backend=backend, base_model=base_model,
+                         epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps, seed=seed, margin=margin,
+                         center_coef=center_coef, lora=lora, device=device, warehouse=warehouse, progress=True)  # fmt: skip
+    except (LookupError, ValueError) as err:
+        _fail(str(err), 1)
+    metrics = {k: round(v, 4) for k, v in out["metrics"].items() if isinstance(v, float)}
+    console.print(
+        f"[bold]{out['name']}[/bold] {'trained' if out.get('trained') else 'unchanged'}: {out['path']}\n{metrics}"
+    )
+
+
+@app.command()
+def models(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
+    """List trained reward models."""
+    from warehouse import models as registry
+
+    show(_read(warehouse, registry.listing), title="models", fmt=output)
+
+
+@app.command()
+def export(
+    curated_set: Annotated[str, typer.Argument(help="Curated set (name, name@version or id).")],
+    path: Annotated[str, typer.Argument(help="Output file or folder.")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="parquet, jsonl or hf (datasets save_to_disk).")
+    ] = "parquet",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export a curated set in TRL's explicit format plus weight and label."""
+    from flows.export import export_flow
+
+    try:
+        out = export_flow(curated_set=curated_set, path=path, fmt=fmt, warehouse=warehouse)
+    except (LookupError, ValueError) as err:
+        _fail(str(err), 1)
+    console.print(f"{out['rows']} pairs -> {out['path']} ({out['format']})")
+
+
+@app.command()
+def ablation(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset with train and test splits.")
+    ],
+    name: Annotated[str, typer.Option(help="Report name (reports/<name>/).")] = "ablation",
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: vanilla, rrm, prompt-free-priority, prompt-free-filter."
+        ),
+    ] = "vanilla,rrm,prompt-free-priority,prompt-free-filter",
+    reference_model: Annotated[
+        str | None,
+        typer.Option(help="Reward model for the free gaps (default: train a vanilla one)."),
+    ] = None,
+    prompts: Annotated[int, typer.Option("--prompts", "-m")] = 16,
+    epochs: Annotated[int, typer.Option()] = 10,
+    group_by: Annotated[
+        str | None, typer.Option(help="Comma-separated provenance fields to report subsets by.")
+    ] = None,
+    test_split: Annotated[str, typer.Option()] = "test",
+    reports: Annotated[str, typer.Option(help="Folder for reports.")] = "reports",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Matched reward models per curation method and seed, benchmarked, with an HTML report."""
+    from flows.pipeline import ablation_flow
+
+    result = ablation_flow(dataset=dataset, name=name, seeds=[int(s) for s in seeds.split(",")], methods=methods.split(","),
+                           reference_model=reference_model, m=prompts, epochs=epochs, test_split=test_split,
+                           group_by=group_by.split(",") if group_by else None, warehouse=warehouse, reports_dir=reports)  # fmt: skip
+    _print_ablation(result)
+
+
+def _print_ablation(result: dict) -> None:
+    import polars as pl
+
+    show(pl.DataFrame(result["summary"]), title="results (mean over seeds, 95% interval)")
+    for line in result["findings"]:
+        console.print(f"- {line}")
+    console.print(f"report: [bold]{result['report']}[/bold]")
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where data/, reports/ and the warehouse go.")
     ] = Path("."),
-    seed: Annotated[int, typer.Option(help="Seed for the generated data and every stage.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated training seeds of the ablation.")
+    ] = "0,1,2",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded defaults (generated toy data, bundled model)."""
     from flows.demo import demo_flow
 
-    result = demo_flow(workdir=str(workdir), seed=seed, warehouse=warehouse)
+    result = demo_flow(
+        workdir=str(workdir),
+        seed=seed,
+        seeds=[int(s) for s in seeds.split(",")],
+        warehouse=warehouse,
+    )
     _print_ingest(result["ingest"])
+    _print_ablation(result)
+    console.print(
+        f'warehouse: {result["warehouse"]}  (try: rmcurate sql "SELECT * FROM v_curated LIMIT 5")'
+    )
 
 
 def main() -> None:

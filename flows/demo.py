@@ -1,4 +1,5 @@
-"""The main job on embedded defaults: generate the toy data, ingest it, check its quality."""
+"""The main job on embedded defaults: generate the paper's toy data and run the whole
+pipeline on it with the bundled model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.ingest import ingest_flow
+from flows.pipeline import pipeline_flow
 from rmcore.demo import write_demo
 
 
@@ -17,11 +18,19 @@ def generate_demo_data(path: str, seed: int) -> str:
 
 
 @flow(name="demo", log_prints=True)
-def demo_flow(workdir: str = ".", seed: int = 0, warehouse: str | None = None) -> dict:
+def demo_flow(
+    workdir: str = ".", seed: int = 0, seeds: list[int] | None = None, warehouse: str | None = None
+) -> dict:
+    """Toy data (length-biased and adversarial-prompt pairs, METHOD.md) -> the pipeline."""
     root = Path(workdir)
     warehouse = warehouse or str(root / "data" / "rmcurate.duckdb")
     source = generate_demo_data(str(root / "data" / "demo" / f"toy_seed{seed}.jsonl"), seed)
-    ingest = ingest_flow(
-        source=source, name="toy", warehouse=warehouse, reports_dir=str(root / "reports")
+    result = pipeline_flow(
+        source=source,
+        name="toy",
+        seeds=seeds,
+        warehouse=warehouse,
+        reports_dir=str(root / "reports"),
+        group_by=["setup"],
     )
-    return {"ingest": ingest, "warehouse": warehouse}
+    return result | {"warehouse": warehouse}

@@ -32,11 +32,15 @@ def sha256_series(values: pl.Series) -> pl.Series:
     """sha256 hex of each value (already normalized), hashing each distinct value once:
     texts repeat a lot (reference answers, shared prompts)."""
     uniq = values.unique()
-    digests = pl.Series([hashlib.sha256(v.encode("utf-8")).hexdigest() for v in uniq.to_list()], dtype=pl.Utf8)
+    digests = pl.Series(
+        [hashlib.sha256(v.encode("utf-8")).hexdigest() for v in uniq.to_list()], dtype=pl.Utf8
+    )
     return values.replace_strict(uniq, digests, return_dtype=pl.Utf8)
 
 
 def pair_ids(namespace: str, frame: pl.DataFrame) -> pl.Series:
     """Content-addressed pair ids: sha256(namespace, prompt_id, chosen_id, rejected_id)."""
-    key = pl.concat_str([pl.lit(namespace), "prompt_id", "chosen_id", "rejected_id"], separator="\x1f")
+    key = pl.concat_str(
+        [pl.lit(namespace), "prompt_id", "chosen_id", "rejected_id"], separator="\x1f"
+    )
     return sha256_series(frame.select(key).to_series())

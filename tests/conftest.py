@@ -13,9 +13,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import tempfile  # noqa: E402
+import tempfile
 
-import pytest  # noqa: E402
+import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rmcurate-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -241,7 +241,9 @@ def test_every_bad_row_gets_its_reason(tmp_path):
 def test_plain_file_starting_with_gzip_magic_is_not_fatal(tmp_path):
     # Regression (found by the property test below): the first line starts with b"\x1f\x8b".
     path = tmp_path / "x.jsonl"
-    path.write_bytes(b"\x1f\x8bgarbage\n" + json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}).encode())
+    path.write_bytes(
+        b"\x1f\x8bgarbage\n" + json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}).encode()
+    )
     batch = build_batch(read_source(str(path)))
     assert batch.reconciles and batch.pairs.height == 1
     assert batch.quarantine["reason"].to_list() == ["invalid_utf8"]

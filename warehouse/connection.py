@@ -171,5 +171,7 @@ def reader(
 def frame(
     con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None
 ) -> pl.DataFrame:
-    """A query's rows as a polars frame, through Arrow (no row-by-row copy)."""
+    """A query's rows as a polars frame, through Arrow (no row-by-row copy). A result left
+    half-read by an earlier `execute(...).fetchone()` would block `sql()`: finish it first."""
+    con.complete()
     return pl.from_arrow(con.sql(query, params=params).to_arrow_table())  # type: ignore[return-value]

@@ -1,0 +1,84 @@
+"""SQL for the benchmark stage: runs, tidy result rows, and the frames reports are drawn from."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import frame
+
+
+def test_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.DataFrame:
+    """Held-out pairs with texts, lengths and provenance."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, chosen_chars, rejected_chars,"
+        " provenance FROM v_pairs WHERE dataset_id = ? AND split = ? AND augmentation IS NULL ORDER BY pair_id",
+        [dataset_id, split],
+    )
+
+
+def create_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    name: str,
+    dataset_id: int,
+    split: str,
+    params: dict[str, Any],
+    flow_run_id: str | None,
+) -> int:
+    (run_id,) = con.execute(
+        "INSERT INTO benchmark_runs (name, dataset_id, split, params, flow_run_id) VALUES (?, ?, ?, ?, ?) RETURNING benchmark_run_id",
+        [name, dataset_id, split, json.dumps(params, default=str), flow_run_id],
+    ).fetchone()
+    return run_id
+
+
+def store_results(
+    con: duckdb.DuckDBPyConnection, run_id: int, rows: pl.DataFrame, preds: pl.DataFrame
+) -> None:
+    con.register("new_results", rows.to_arrow())
+    con.register("new_preds", preds.to_arrow())
+    try:
+        con.execute(
+            "INSERT INTO benchmark_results SELECT ?, model, method, seed, benchmark, subset, n, metric, value, ci_low, ci_high FROM new_results",
+            [run_id],
+        )
+        con.execute(
+            "INSERT INTO benchmark_predictions SELECT ?, model, method, seed, pair_id, gap, label FROM new_preds",
+            [run_id],
+        )
+    finally:
+        con.unregister("new_results")
+        con.unregister("new_preds")
+
+
+def predictions(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
+    return frame(con, "SELECT * FROM benchmark_predictions WHERE benchmark_run_id = ?", [run_id])
+
+
+def set_report(con: duckdb.DuckDBPyConnection, run_id: int, path: str) -> None:
+    con.execute(
+        "UPDATE benchmark_runs SET report_path = ? WHERE benchmark_run_id = ?", [path, run_id]
+    )
+
+
+def results(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
+    return frame(
+        con,
+        "SELECT * FROM benchmark_results WHERE benchmark_run_id = ? ORDER BY model, benchmark, subset, metric",
+        [run_id],
+    )
+
+
+def scored_train_pairs(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> pl.DataFrame:
+    """Free gaps with the injected truth (when the provenance carries it) for report figures."""
+    return frame(
+        con,
+        "SELECT pair_id, split, label, free_gap, related_gap, own_gap, ess, chosen_chars - rejected_chars AS length_diff_chars,"
+        " provenance FROM v_pairs_scored WHERE scoring_run_id = ? ORDER BY pair_id",
+        [scoring_run_id],
+    )

@@ -1,0 +1,145 @@
+"""SQL for the curate stage: candidate selection by a user predicate, immutable versioned sets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import frame
+
+CANDIDATE_COLUMNS = "pair_id, prompt_id, chosen_id, rejected_id, label, split"
+
+
+def latest_complete_run(con: duckdb.DuckDBPyConnection, dataset_id: int) -> int | None:
+    row = con.execute(
+        "SELECT scoring_run_id FROM scoring_runs WHERE dataset_id = ? AND status = 'complete' ORDER BY scoring_run_id DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def candidates(
+    con: duckdb.DuckDBPyConnection, *, dataset_id: int, scoring_run_id: int | None, predicate: str
+) -> pl.DataFrame:
+    """Source pairs matching the user's SQL predicate over `v_pairs_scored` (or `v_pairs`
+    when no scoring run is used). The predicate is user SQL by design; callers run this on a
+    read-only, sandboxed connection so it can neither write nor touch files."""
+    if scoring_run_id is None:
+        query = (
+            f"SELECT {CANDIDATE_COLUMNS}, NULL::DOUBLE AS free_gap FROM v_pairs"
+            f" WHERE dataset_id = $1 AND augmentation IS NULL AND ({predicate}) ORDER BY pair_id"
+        )
+        return frame(con, query, [dataset_id])
+    query = (
+        f"SELECT {CANDIDATE_COLUMNS}, free_gap FROM v_pairs_scored"
+        f" WHERE scoring_run_id = $1 AND dataset_id = $2 AND augmentation IS NULL AND ({predicate}) ORDER BY pair_id"
+    )
+    return frame(con, query, [scoring_run_id, dataset_id])
+
+
+def find_set(con: duckdb.DuckDBPyConnection, name: str, definition_hash: str) -> dict | None:
+    rows = frame(
+        con,
+        "SELECT * FROM curated_sets WHERE name = ? AND definition_hash = ?",
+        [name, definition_hash],
+    )
+    return rows.to_dicts()[0] if rows.height else None
+
+
+def store_set(
+    con: duckdb.DuckDBPyConnection,
+    fields: dict[str, Any],
+    members: pl.DataFrame,
+    augmented: pl.DataFrame | None,
+) -> dict:
+    """Augmented pairs (content-addressed, INSERT OR IGNORE), the set row, its members."""
+    if augmented is not None and augmented.height:
+        con.register("new_aug", augmented.to_arrow())
+        try:
+            con.execute(
+                "INSERT OR IGNORE INTO pairs (pair_id, dataset_id, prompt_id, chosen_id, rejected_id, label, split,"
+                " source_row, provenance, augmentation, source_pair_id, flow_run_id)"
+                " SELECT pair_id, ?, prompt_id, chosen_id, rejected_id, label, 'train', NULL, provenance, 'rrm',"
+                " source_pair_id, ? FROM new_aug",
+                [fields["dataset_id"], fields.get("flow_run_id")],
+            )
+        finally:
+            con.unregister("new_aug")
+    (version,) = con.execute(
+        "SELECT coalesce(max(version), 0) + 1 FROM curated_sets WHERE name = ?", [fields["name"]]
+    ).fetchone()
+    values = fields | {"version": version}
+    for key in ("rule_params", "augmentation", "counts"):
+        values[key] = json.dumps(values.get(key))
+    cols = list(values)
+    (set_id,) = con.execute(
+        f"INSERT INTO curated_sets ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) RETURNING curated_set_id",
+        [values[c] for c in cols],
+    ).fetchone()
+    con.register("new_members", members.select("pair_id", "weight").to_arrow())
+    try:
+        con.execute(
+            "INSERT INTO curated_members SELECT ?, pair_id, weight FROM new_members", [set_id]
+        )
+    finally:
+        con.unregister("new_members")
+    return find_set(con, fields["name"], fields["definition_hash"])
+
+
+def resolve_set(con: duckdb.DuckDBPyConnection, ref: str | int) -> int:
+    """A curated set id from `id`, `name` (latest version) or `name@version`."""
+    text = str(ref)
+    if text.isdigit():
+        row = con.execute(
+            "SELECT curated_set_id FROM curated_sets WHERE curated_set_id = ?", [int(text)]
+        ).fetchone()
+    elif "@" in text:
+        name, version = text.rsplit("@", 1)
+        row = con.execute(
+            "SELECT curated_set_id FROM curated_sets WHERE name = ? AND version = ?",
+            [name, int(version)],
+        ).fetchone()
+    else:
+        row = con.execute(
+            "SELECT curated_set_id FROM curated_sets WHERE name = ? ORDER BY version DESC LIMIT 1",
+            [text],
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"no curated set {ref!r}; `rmcurate sets` lists them")
+    return row[0]
+
+
+def set_row(con: duckdb.DuckDBPyConnection, set_id: int) -> dict:
+    return frame(con, "SELECT * FROM curated_sets WHERE curated_set_id = ?", [set_id]).to_dicts()[0]
+
+
+def members(con: duckdb.DuckDBPyConnection, set_id: int) -> pl.DataFrame:
+    """Members with their texts, labels and weights, in a stable order."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, weight, split, augmentation"
+        " FROM v_curated WHERE curated_set_id = ? ORDER BY pair_id",
+        [set_id],
+    )
+
+
+def split_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.DataFrame:
+    """Source pairs of one split with texts (validation and test data for training/benchmarks)."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, 1.0 AS weight, split,"
+        " augmentation, provenance FROM v_pairs WHERE dataset_id = ? AND split = ? AND augmentation IS NULL ORDER BY pair_id",
+        [dataset_id, split],
+    )
+
+
+def list_sets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return frame(
+        con,
+        "SELECT cs.curated_set_id AS id, cs.name, cs.version, d.name AS dataset, cs.scoring_run_id AS run, cs.rule,"
+        " cs.predicate, cs.n_candidates, cs.n_members, cs.n_augmented, round(cs.total_weight, 2) AS total_weight"
+        " FROM curated_sets cs JOIN datasets d USING (dataset_id) ORDER BY cs.name, cs.version",
+    )

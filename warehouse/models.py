@@ -1,0 +1,47 @@
+"""SQL for the model registry (`models`): what was trained on what, where it lives, how it did."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import frame
+
+
+def find(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
+    rows = frame(
+        con, "SELECT name, path, backend, config, metrics FROM models WHERE name = ?", [name]
+    ).to_dicts()
+    if not rows:
+        return None
+    return rows[0] | {
+        "config": json.loads(rows[0]["config"] or "{}"),
+        "metrics": json.loads(rows[0]["metrics"] or "{}"),
+    }
+
+
+def register(con: duckdb.DuckDBPyConnection, **fields: Any) -> None:
+    """Insert or replace the model called `name`."""
+    fields = fields | {
+        "config": json.dumps(fields.get("config"), default=str),
+        "metrics": json.dumps(fields.get("metrics"), default=str),
+    }
+    con.execute("DELETE FROM models WHERE name = ?", [fields["name"]])
+    cols = list(fields)
+    con.execute(
+        f"INSERT INTO models ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        [fields[c] for c in cols],
+    )
+
+
+def listing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return frame(
+        con,
+        "SELECT m.name, m.backend, m.method, cs.name AS curated_set, cs.version AS set_version, d.name AS dataset,"
+        " round(json_extract(m.metrics, '$.val_accuracy')::DOUBLE, 4) AS val_accuracy, m.path"
+        " FROM models m LEFT JOIN curated_sets cs USING (curated_set_id) LEFT JOIN datasets d ON d.dataset_id = m.dataset_id"
+        " ORDER BY m.created_at",
+    )

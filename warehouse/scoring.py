@@ -1,0 +1,211 @@
+"""SQL for the score stage: caches (embeddings, rm_scores, lm_logliks), runs, pair results.
+
+Look-ups take a batch of keys as a registered Arrow table and join against it; writes
+insert from Arrow with INSERT OR IGNORE, so re-running never duplicates a cache row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from warehouse.connection import frame
+
+
+@dataclass(frozen=True)
+class RunRow:
+    scoring_run_id: int
+    run_key: str
+    status: str
+    run_dir: str | None
+
+
+def dataset_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.DataFrame:
+    """Source pairs of a dataset in a stable order (the order fixes shard membership)."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, label, split FROM pairs"
+        " WHERE dataset_id = ? AND augmentation IS NULL ORDER BY pair_id",
+        [dataset_id],
+    )
+
+
+def dataset_prompt_ids(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.Series:
+    return frame(
+        con, "SELECT DISTINCT prompt_id FROM pairs WHERE dataset_id = ? ORDER BY 1", [dataset_id]
+    )["prompt_id"]
+
+
+def _with_keys(
+    con: duckdb.DuckDBPyConnection, name: str, keys: pl.DataFrame, query: str, params: list
+) -> pl.DataFrame:
+    con.register(name, keys.to_arrow())
+    try:
+        return frame(con, query, params)
+    finally:
+        con.unregister(name)
+
+
+def texts(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.DataFrame:
+    """(text_id, text) for prompt or response ids."""
+    keys = pl.DataFrame({"text_id": ids.unique()})
+    return _with_keys(
+        con,
+        "wanted_texts",
+        keys,
+        "SELECT k.text_id, coalesce(p.text, r.text) AS text FROM wanted_texts k"
+        " LEFT JOIN prompts p ON p.prompt_id = k.text_id LEFT JOIN responses r ON r.response_id = k.text_id",
+        [],
+    )
+
+
+def missing_embeddings(
+    con: duckdb.DuckDBPyConnection, encoder_id: str, ids: pl.Series
+) -> pl.Series:
+    keys = pl.DataFrame({"text_id": ids.unique()})
+    return _with_keys(
+        con,
+        "wanted_emb",
+        keys,
+        "SELECT k.text_id FROM wanted_emb k ANTI JOIN (SELECT text_id FROM embeddings WHERE encoder_id = ?) e USING (text_id) ORDER BY 1",
+        [encoder_id],
+    )["text_id"]
+
+
+def embeddings(
+    con: duckdb.DuckDBPyConnection, encoder_id: str, ids: pl.Series
+) -> tuple[dict[str, int], np.ndarray]:
+    """Cached embeddings for `ids`: (id -> row, (U, D) float32 matrix)."""
+    keys = pl.DataFrame({"text_id": ids.unique()})
+    con.register("wanted_emb", keys.to_arrow())
+    con.complete()
+    try:
+        table = con.sql(
+            "SELECT e.text_id, e.embedding FROM embeddings e JOIN wanted_emb k USING (text_id) WHERE e.encoder_id = ?",
+            params=[encoder_id],
+        ).to_arrow_table()
+    finally:
+        con.unregister("wanted_emb")
+    found = table.column("text_id").to_pylist()
+    emb = table.column("embedding").combine_chunks()
+    dim = len(emb[0]) if len(emb) else 0
+    matrix = (
+        emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(found), dim)
+    )
+    return {t: i for i, t in enumerate(found)}, matrix
+
+
+def store_embeddings(
+    con: duckdb.DuckDBPyConnection, encoder_id: str, ids: list[str], matrix: np.ndarray
+) -> None:
+    values = pa.FixedSizeListArray.from_arrays(
+        pa.array(matrix.astype(np.float32).ravel()), matrix.shape[1]
+    )
+    batch = pa.table({"text_id": ids, "embedding": values.cast(pa.list_(pa.float32()))})
+    con.register("new_emb", batch)
+    try:
+        con.execute(
+            "INSERT OR IGNORE INTO embeddings SELECT ?, text_id, embedding FROM new_emb",
+            [encoder_id],
+        )
+    finally:
+        con.unregister("new_emb")
+
+
+def cached_values(
+    con: duckdb.DuckDBPyConnection, table: str, model_id: str, revision: str, combos: pl.DataFrame
+) -> pl.DataFrame:
+    """Rows of rm_scores (score) or lm_logliks (loglik) for the wanted (prompt_id, response_id)."""
+    query = {
+        "rm_scores": "SELECT c.prompt_id, c.response_id, s.score FROM rm_scores s JOIN wanted_combos c"
+        " USING (prompt_id, response_id) WHERE s.model_id = ? AND s.revision = ?",
+        "lm_logliks": "SELECT c.prompt_id, c.response_id, s.loglik FROM lm_logliks s JOIN wanted_combos c"
+        " USING (prompt_id, response_id) WHERE s.lm_id = ? AND s.revision = ?",
+    }[table]
+    return _with_keys(
+        con, "wanted_combos", combos.select("prompt_id", "response_id"), query, [model_id, revision]
+    )
+
+
+def store_values(
+    con: duckdb.DuckDBPyConnection, table: str, model_id: str, revision: str, rows: pl.DataFrame
+) -> None:
+    query = {
+        "rm_scores": "INSERT OR IGNORE INTO rm_scores SELECT ?, ?, prompt_id, response_id, any_value(score) FROM new_values GROUP BY ALL",
+        "lm_logliks": "INSERT OR IGNORE INTO lm_logliks SELECT ?, ?, prompt_id, response_id, any_value(loglik) FROM new_values GROUP BY ALL",
+    }[table]
+    con.register("new_values", rows.to_arrow())
+    try:
+        con.execute(query, [model_id, revision])
+    finally:
+        con.unregister("new_values")
+
+
+def find_run(con: duckdb.DuckDBPyConnection, run_key: str) -> RunRow | None:
+    row = con.execute(
+        "SELECT scoring_run_id, run_key, status, run_dir FROM scoring_runs WHERE run_key = ?",
+        [run_key],
+    ).fetchone()
+    return RunRow(*row) if row else None
+
+
+def create_run(con: duckdb.DuckDBPyConnection, **fields: Any) -> RunRow:
+    cols = list(fields)
+    (run_id,) = con.execute(
+        f"INSERT INTO scoring_runs ({', '.join(cols)}, status) VALUES ({', '.join('?' for _ in cols)}, 'running')"
+        " RETURNING scoring_run_id",
+        [fields[c] for c in cols],
+    ).fetchone()
+    return RunRow(run_id, fields["run_key"], "running", fields.get("run_dir"))
+
+
+def store_pair_scores(
+    con: duckdb.DuckDBPyConnection, scoring_run_id: int, results: pl.DataFrame
+) -> None:
+    con.register("new_pair_scores", results.to_arrow())
+    try:
+        con.execute(
+            "INSERT OR IGNORE INTO pair_scores SELECT ?, pair_id, own_gap, free_gap, related_gap, ess, k, iterations, converged"
+            " FROM new_pair_scores",
+            [scoring_run_id],
+        )
+    finally:
+        con.unregister("new_pair_scores")
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection,
+    scoring_run_id: int,
+    *,
+    n_combos: int,
+    n_cache_hits: int,
+    timings: dict,
+) -> None:
+    con.execute(
+        "UPDATE scoring_runs SET status = 'complete', n_combos = ?, n_cache_hits = ?, timings = ?, finished_at = current_timestamp"
+        " WHERE scoring_run_id = ?",
+        [n_combos, n_cache_hits, json.dumps(timings), scoring_run_id],
+    )
+
+
+def run_results(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> pl.DataFrame:
+    return frame(
+        con,
+        "SELECT s.*, p.label FROM pair_scores s JOIN pairs p USING (pair_id) WHERE s.scoring_run_id = ? ORDER BY pair_id",
+        [scoring_run_id],
+    )
+
+
+def latest_model(con: duckdb.DuckDBPyConnection, dataset_id: int) -> str | None:
+    """The newest reward model trained on this dataset, the default scorer for it."""
+    row = con.execute(
+        "SELECT path FROM models WHERE dataset_id = ? ORDER BY created_at DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    return row[0] if row else None
