@@ -19,7 +19,7 @@ import pytest
 from flows.ingest import ingest_folder_flow
 from rmcore.textnorm import normalize_text
 
-# About 60 s of ingest (20 flow runs, each with a Great Expectations run) plus 25 s of checks.
+# About 60-70 s of ingest (20 subflow runs, each with a Great Expectations run), so slow.
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.shared_data,
