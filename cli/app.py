@@ -461,6 +461,69 @@ def _print_ablation(result: dict) -> None:
 
 
 @app.command()
+def iterate(
+    dataset: Annotated[str, typer.Option("--dataset", "-d")],
+    name: Annotated[
+        str, typer.Option(help="Prefix of the models and sets of each round.")
+    ] = "iter",
+    rounds: Annotated[
+        int, typer.Option(help="Re-score / re-curate / retrain rounds after the first model.")
+    ] = 2,
+    rule: Annotated[str, typer.Option()] = "prompt-free-priority",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Rule parameter key=value; repeatable."),
+    ] = None,
+    prompts: Annotated[int, typer.Option("--prompts", "-m")] = 16,
+    epochs: Annotated[int, typer.Option()] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Train, re-score with the new model, re-curate, train again, for R rounds."""
+    import polars as pl
+
+    from flows.pipeline import iterate_flow
+
+    history = iterate_flow(dataset=dataset, name=name, rounds=rounds, rule=rule, params=_params(param), m=prompts, epochs=epochs,
+                           seed=seed, warehouse=warehouse)  # fmt: skip
+    show(pl.DataFrame(history), title="rounds")
+
+
+@app.command()
+def rewardbench(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="RewardBench-format file or folder (prompt, chosen, rejected, subset), or a hub id."
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", help="Reward model folder or hub id.")],
+    v2: Annotated[
+        bool,
+        typer.Option("--v2", help="RewardBench 2 best-of-4 format (one chosen, three rejected)."),
+    ] = False,
+    device: Annotated[str | None, typer.Option()] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Score a RewardBench-format file with the official aggregation."""
+    from rmcore import rewardbench as rb
+    from rmcore.models.loading import load_scorer
+
+    scorer = load_scorer(model, device=device)
+
+    def score(prompts, responses):
+        return scorer.score(list(prompts), list(responses)).numpy()
+
+    frame = (rb.load_rewardbench2 if v2 else rb.load_rewardbench)(source)
+    report = (rb.run_rewardbench2 if v2 else rb.run_rewardbench)(frame, score)
+    show(
+        report.table,
+        title=f"RewardBench{' 2' if v2 else ''}: overall {report.overall:.4f}",
+        fmt=output,
+    )
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where data/, reports/ and the warehouse go.")

@@ -22,13 +22,16 @@ def benchmark_flow(
     """`models`: [{"name", "path", "method", "seed"}, ...]. Writes `benchmark_results` rows."""
     group_by = group_by or []
     dataset_id, test = load_test_pairs(warehouse, dataset, split, group_by)
-    rows = pl.concat([evaluate_model(warehouse, m, test, group_by, device) for m in models])
+    evaluated = [evaluate_model(warehouse, m, test, group_by, device) for m in models]
+    rows, preds = pl.concat([e[0] for e in evaluated]), pl.concat([e[1] for e in evaluated])
+    params = {"models": models, "group_by": group_by}
     run_id = store(
         warehouse,
         name=name,
         dataset_id=dataset_id,
         split=split,
-        params={"models": models, "group_by": group_by},
+        params=params,
         rows=rows,
+        preds=preds,
     )
     return {"benchmark_run_id": run_id, "n_rows": rows.height, "n_test": test.height}

@@ -173,3 +173,42 @@ def pipeline_flow(
                            reference_model=reference_model, m=m, epochs=epochs, group_by=group_by, warehouse=warehouse,
                            reports_dir=reports_dir)  # fmt: skip
     return {"ingest": ingest} | result
+
+
+@flow(name="iterate", log_prints=True)
+def iterate_flow(
+    dataset: str,
+    name: str = "iter",
+    rounds: int = 2,
+    rule: str = "prompt-free-priority",
+    params: dict | None = None,
+    m: int = 16,
+    epochs: int = 10,
+    seed: int = 0,
+    predicate: str = "split = 'train'",
+    backend: str = "embed-head",
+    base_model: str = "bundled",
+    warehouse: str | None = None,
+) -> list[dict]:
+    """METHOD.md's loop: train, re-score the data with the new model, re-curate, train again.
+
+    Round 0 trains on the uniform set; round r scores with model r-1 and curates by `rule`."""
+    tag = _slug(name)
+    history = []
+    model = train_flow(name=f"{tag}-r0", dataset=dataset, split="train", epochs=epochs, seed=seed, backend=backend,
+                       base_model=base_model, warehouse=warehouse)  # fmt: skip
+    history.append(
+        {"round": 0, "model": model["path"], "val_accuracy": model["metrics"].get("val_accuracy")}
+    )
+    for r in range(1, rounds + 1):
+        scores = score_flow(
+            dataset=dataset, model=model["path"], m=m, seed=seed, warehouse=warehouse
+        )
+        cset = curate_flow(name=f"{tag}-r{r}", dataset=dataset, predicate=predicate, rule=rule, params=params, seed=seed,
+                           scoring_run=scores["scoring_run_id"], warehouse=warehouse)  # fmt: skip
+        model = train_flow(name=f"{tag}-r{r}", curated_set=f"{cset['name']}@{cset['version']}", epochs=epochs, seed=seed,
+                           backend=backend, base_model=base_model, warehouse=warehouse)  # fmt: skip
+        history.append({"round": r, "model": model["path"], "scoring_run": scores["scoring_run_id"], "curated_set": cset["curated_set_id"],
+                        "free_agrees_with_label": scores["free_agrees_with_label"], "val_accuracy": model["metrics"].get("val_accuracy")})  # fmt: skip
+        print(f"round {r}: {history[-1]}")
+    return history

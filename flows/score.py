@@ -7,7 +7,9 @@ with `task_runner="dask"` (prefect-dask), or GPU work-pool deployments (README r
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 
 from prefect import flow
 from prefect.futures import as_completed
@@ -16,7 +18,15 @@ from tqdm.auto import tqdm
 
 from rmcore.scoring import ScoringConfig
 from tasks.common import logger
-from tasks.score import embed_texts, merge_shards, plan_run, score_shard, summarize_run
+from tasks.score import (
+    RunPlan,
+    embed_texts,
+    merge_shards,
+    plan_run,
+    score_shard,
+    shard_marker,
+    summarize_run,
+)
 
 
 def _run_name() -> str:
@@ -46,10 +56,16 @@ def score_flow(
     warehouse: str | None = None,
     device: str | None = None,
     progress: bool = False,
+    shard_deployment: str | None = None,
+    task_threads: int | None = None,
 ) -> dict:
     """Score `dataset` (id, name or name@version) with `model` (a trained folder, a hub id,
     or `bundled-head`; default: the newest model trained on the dataset). Re-running with
-    the same parameters resumes: finished shards are skipped and nothing is duplicated."""
+    the same parameters resumes: finished shards are skipped and nothing is duplicated.
+
+    Shards run on this flow's task runner (threads; `with_dask` for a Dask cluster), or, with
+    `shard_deployment="score-shard/<name>"`, as runs of that deployment on its work pool (e.g.
+    GPU workers that see the same filesystem); the merge always happens here."""
     config = ScoringConfig(
         m=m,
         seed=seed,
@@ -61,7 +77,13 @@ def score_flow(
         shard_size=shard_size,
     )
     plan = plan_run(
-        warehouse, dataset=dataset, pool=pool, model=model, config=config, device=device
+        warehouse,
+        dataset=dataset,
+        pool=pool,
+        model=model,
+        config=config,
+        device=device,
+        task_threads=task_threads,
     )
     if plan.complete:
         logger().info("scoring run %d is already complete: nothing to do", plan.scoring_run_id)
@@ -76,17 +98,66 @@ def score_flow(
             "embed_forward": emb["forward"],
         }
     start = time.perf_counter()
-    futures = [score_shard.submit(warehouse, plan, s) for s in range(plan.n_shards)]
-    stats = [
-        f.result()
-        for f in tqdm(
+    if shard_deployment:
+        stats = _shards_as_deployment_runs(shard_deployment, warehouse, plan)
+    else:
+        futures = [score_shard.submit(warehouse, plan, s) for s in range(plan.n_shards)]
+        bar = tqdm(
             as_completed(futures),
             total=len(futures),
             desc="scoring shards",
             unit="shard",
             disable=not progress,
         )
-    ]
+        stats = [f.result() for f in bar]
     timings["score_seconds"] = time.perf_counter() - start
     merge_shards(warehouse, plan, stats, timings)
     return summarize_run(warehouse, plan) | {"skipped": False}
+
+
+def _shards_as_deployment_runs(deployment: str, warehouse: str | None, plan: RunPlan) -> list[dict]:
+    """Submit every unfinished shard as a run of `deployment`, wait for all, read the markers."""
+    import asyncio
+
+    from prefect.deployments import run_deployment
+
+    async def submit_all() -> None:
+        runs = [
+            run_deployment(
+                deployment,
+                parameters={"warehouse": warehouse, "plan": asdict(plan), "shard": s},
+                timeout=None,
+            )
+            for s in range(plan.n_shards)
+            if not shard_marker(plan.run_dir, s).exists()
+        ]
+        finished = await asyncio.gather(*runs)
+        failed = [r.name for r in finished if not r.state.is_completed()]
+        if failed:
+            raise RuntimeError(f"shard runs failed: {failed}; rerun to resume the rest")
+
+    asyncio.run(submit_all())
+    return [json.loads(shard_marker(plan.run_dir, s).read_text()) for s in range(plan.n_shards)]
+
+
+@flow(name="score-shard", log_prints=True)
+def score_shard_flow(warehouse: str | None, plan: dict, shard: int) -> dict:
+    """One shard as its own flow run: the unit a GPU work pool's workers pick up."""
+    return score_shard(warehouse, RunPlan(**plan), shard)
+
+
+def with_dask(n_workers: int = 2, threads_per_worker: int = 1, address: str | None = None):
+    """`score_flow` on a Dask cluster (prefect-dask): an existing scheduler `address`, or a
+    LocalCluster on loopback. Scripts that start a LocalCluster need an
+    `if __name__ == "__main__":` guard (workers are spawned processes)."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        runner = DaskTaskRunner(address=address)
+    else:
+        runner = DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={"n_workers": n_workers, "threads_per_worker": threads_per_worker, "processes": True,
+                            "host": "127.0.0.1", "dashboard_address": None},
+        )  # fmt: skip
+    return score_flow.with_options(task_runner=runner)

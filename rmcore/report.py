@@ -80,6 +80,8 @@ def compare(summary: pl.DataFrame, metric: str, method: str, baseline: str = "va
         return f"{method} vs {baseline} on {metric}: not measured."
     a, b = get[method], get[baseline]
     diff = a["mean"] - b["mean"]
+    if any(np.isnan(x) for x in (a["ci_low"], a["ci_high"], b["ci_low"], b["ci_high"])):
+        return f"{method} vs {baseline} on {metric}: {a['mean']:.3f} vs {b['mean']:.3f} ({diff:+.3f}; one seed, no interval: not conclusive)."
     overlap = not (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
     verdict = (
         "the intervals overlap: no clear difference"
@@ -240,6 +242,10 @@ figcaption{{font-size:12px;color:#555;max-width:520px}}</style></head><body>
 <h2>Figures</h2>{figures_html}
 <h2>Per model (bootstrap 95% interval over test pairs)</h2>{_table_html(per_model)}
 <h2>Run</h2>{_table_html(meta_rows)}
+<script>window.addEventListener("load", () => {{
+  const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-figures-loaded", ok + "/" + document.images.length);
+}});</script>
 </body></html>"""
     html_path = out_dir / "index.html"
     html_path.write_text(page)

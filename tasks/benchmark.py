@@ -36,7 +36,7 @@ def evaluate_model(
     test: pl.DataFrame,
     group_by: list[str],
     device: str | None = None,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every metric for one model; scores go through the (prompt, response) cache."""
     scorer = load_model(model["path"], device or "cpu")
     encoder_id = getattr(getattr(scorer, "encoder", None), "encoder_id", None)
@@ -76,11 +76,13 @@ def evaluate_model(
             ),
         ]
     )
-    return rows.with_columns(
+    tag = [
         pl.lit(model["name"]).alias("model"),
         pl.lit(model.get("method")).alias("method"),
         pl.lit(model.get("seed"), dtype=pl.Int32).alias("seed"),
-    )
+    ]
+    preds = test.select("pair_id", "label").with_columns(pl.Series("gap", r_c - r_r), *tag)
+    return rows.with_columns(tag), preds
 
 
 @task(name="store-benchmark-results", cache_policy=NO_CACHE)

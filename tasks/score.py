@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ class RunPlan:
     config: dict
     device: str
     complete: bool
+    task_threads: int | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -83,6 +83,11 @@ def _shard_path(run_dir: str, shard: int, suffix: str) -> Path:
     return Path(run_dir) / f"shard-{shard:05d}.{suffix}"
 
 
+def shard_marker(run_dir: str, shard: int) -> Path:
+    """Written last by a shard: its presence means the shard is done."""
+    return _shard_path(run_dir, shard, "json")
+
+
 @task(name="plan-scoring-run", cache_policy=NO_CACHE)
 def plan_run(
     warehouse: str | None,
@@ -92,6 +97,7 @@ def plan_run(
     model: str | None,
     config: ScoringConfig,
     device: str | None,
+    task_threads: int | None = None,
 ) -> RunPlan:
     """Resolve the data and model, sample the prompts, write shard inputs (once)."""
     dev = str(pick_device(device))
@@ -135,6 +141,7 @@ def plan_run(
     return RunPlan(
         run.scoring_run_id, run_key, str(run_dir), n_shards, pairs.height, dataset_id, model, scorer.model_id,
         scorer.revision, scorer.backend, encoder_id, asdict(config), dev, run.status == "complete",
+        task_threads,
     )  # fmt: skip
 
 
@@ -254,11 +261,11 @@ def _lm_missing(plan: RunPlan, todo: pl.DataFrame, warehouse: str | None) -> pl.
 )
 def score_shard(warehouse: str | None, plan: RunPlan, shard: int) -> dict:
     """Score one shard of pairs under their K prompts and solve for the free gaps."""
-    marker = _shard_path(plan.run_dir, shard, "json")
+    marker = shard_marker(plan.run_dir, shard)
     if marker.exists():
         return json.loads(marker.read_text()) | {"resumed": True}
-    if os.environ.get("RMCURATE_TASK_THREADS"):
-        torch.set_num_threads(int(os.environ["RMCURATE_TASK_THREADS"]))
+    if plan.task_threads:  # e.g. 1 per Dask worker process, so workers don't oversubscribe cores
+        torch.set_num_threads(plan.task_threads)
     start = time.perf_counter()
     config = ScoringConfig(**plan.config)
     inputs = pl.read_parquet(_shard_path(plan.run_dir, shard, "input.parquet"))
