@@ -35,6 +35,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def both_orientations(gap: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P(first wins), soft label) for each pair as given and swapped. Which response is
+    listed first is arbitrary; with both orders, data whose labels are all 1 (the winner
+    always listed first) still gives a meaningful reliability curve and ECE."""
+    p = _sigmoid(gap)
+    return np.concatenate([p, 1.0 - p]), np.concatenate([label, 1.0 - label])
+
+
 def preference_rows(gap: np.ndarray, label: np.ndarray, subset: str, seed: int = 0) -> list[dict]:
     """accuracy (with a bootstrap CI), log-loss, Brier, ECE and tie count for one subset."""
     if gap.size == 0:
@@ -78,7 +86,7 @@ def preference_rows(gap: np.ndarray, label: np.ndarray, subset: str, seed: int =
             "subset": subset,
             "n": n,
             "metric": "ece",
-            "value": expected_calibration_error(_sigmoid(gap), label),
+            "value": expected_calibration_error(*both_orientations(gap, label)),
             "ci_low": None,
             "ci_high": None,
         },

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from rmcore.evaluate import both_orientations
 from rmcore.metrics import calibration_curve, mean_ci_over_seeds
 
 HEADLINE = [
@@ -163,8 +164,9 @@ def fig_calibration(preds: pl.DataFrame, path: Path) -> str:
     ax.plot([0, 1], [0, 1], color="k", lw=0.6, ls=":")
     for method in preds["method"].unique(maintain_order=True).to_list():
         sel = preds.filter(pl.col("method") == method)
-        prob = 1 / (1 + np.exp(-sel["gap"].to_numpy()))
-        curve = calibration_curve(prob, sel["label"].to_numpy())
+        curve = calibration_curve(
+            *both_orientations(sel["gap"].to_numpy(), sel["label"].to_numpy())
+        )
         ok = curve.counts > 0
         ax.plot(curve.mean_predicted[ok], curve.mean_observed[ok], marker="o", ms=3, label=method)
     ax.set(
@@ -224,7 +226,7 @@ def write_report(
         "free_gap_hist": "Prompt-free gaps of the training pairs under the reference model.",
         "free_vs_length": "Prompt-free gap against the length difference of the two responses.",
         "accuracy": "Accuracy per benchmark and method; bars are means over seeds, whiskers 95% t-intervals.",
-        "calibration": "Reliability diagram of sigmoid(gap) against the soft labels, all seeds pooled.",
+        "calibration": "Reliability diagram of sigmoid(gap) against the soft labels, all seeds pooled, each pair in both orders.",
     }
     figures_html = "".join(
         f'<figure><img src="{name}" alt="{key}"><figcaption>{html.escape(captions[key])}</figcaption></figure>'

@@ -136,7 +136,7 @@ def gather(
     valid = torch.zeros(n * k, dtype=torch.bool)
     valid[
         torch.from_numpy(joined["row"].to_numpy().astype(np.int64) * k + joined["k"].to_numpy())
-    ] = torch.from_numpy(joined["valid"].to_numpy())
+    ] = torch.from_numpy(joined["valid"].to_numpy().copy())
     return dense("v_w"), dense("v_l"), valid.view(n, k)
 
 
@@ -189,8 +189,8 @@ def embedding_log_weights(
     n, k = plan.height, int(lf["k"].max()) + 1
 
     def rows(col: str) -> torch.Tensor:
-        return torch.from_numpy(
-            lf[col].replace_strict(emb, default=0, return_dtype=pl.Int64).to_numpy()
+        return torch.as_tensor(
+            lf[col].replace_strict(emb, default=0, return_dtype=pl.Int64).to_numpy().copy()
         )
 
     e_x, e_w, e_l = (

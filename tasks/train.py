@@ -75,7 +75,9 @@ def embed_pairs(warehouse: str | None, encoder, frame: pl.DataFrame) -> EmbedPai
     emb = torch.from_numpy(matrix)
 
     def rows(col: str) -> torch.Tensor:
-        return torch.from_numpy(frame[col].replace_strict(index, return_dtype=pl.Int64).to_numpy())
+        return torch.as_tensor(
+            frame[col].replace_strict(index, return_dtype=pl.Int64).to_numpy().copy()
+        )
 
     return EmbedPairs(
         emb[rows("prompt_id")],

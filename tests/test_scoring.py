@@ -180,3 +180,74 @@ def test_killed_run_resumes_identically(scored_demo, tmp_path):
     )
     for col in ("own_gap", "free_gap", "related_gap", "ess"):
         np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_joint_backend_with_lm_weights_through_the_flow(scored_demo, tmp_path):
+    """A tiny random BERT reward model (joint) with importance weights from a tiny GPT-2 LM."""
+    from flows.score import score_flow
+    from tests.test_lm_loglik import save_tiny_lm
+    from tests.test_models import save_tiny_bert
+
+    bert = save_tiny_bert(tmp_path / "bert")
+    lm = save_tiny_lm(tmp_path / "lm")
+    out = score_flow(
+        dataset="toy",
+        model=str(bert),
+        m=3,
+        weights="lm",
+        lm=str(lm),
+        beta=1.0,
+        shard_size=80,
+        warehouse=scored_demo,
+    )
+    assert out["pairs"] == 160 and out["timings"]["forward_passes"] > 0
+    assert 1.0 <= out["ess_min"] <= out["ess_mean"] < 4.0  # LM weights are not uniform: ESS < K = 4
+    run = out["scoring_run_id"]
+    assert rows(
+        scored_demo,
+        f"SELECT backend, weights, lm_id IS NOT NULL FROM scoring_runs WHERE scoring_run_id = {run}",
+    ) == [("joint", "lm", True)]
+    [(n_ll, n_distinct)] = rows(
+        scored_demo, "SELECT count(*), count(DISTINCT (prompt_id, response_id)) FROM lm_logliks"
+    )
+    assert n_ll == n_distinct > 0
+    # Same data, same models, other criterion: every score and log-likelihood comes from the caches.
+    again = score_flow(dataset="toy", model=str(bert), m=3, weights="lm", lm=str(lm), beta=1.0, shard_size=80,
+                       criterion="logit-mean", warehouse=scored_demo)  # fmt: skip
+    assert again["timings"]["forward_passes"] == 0
+
+
+def test_embedding_weights_concentrate_on_similar_prompts(scored_demo):
+    from flows.score import score_flow
+
+    uniform = score_flow(dataset="toy", model="bundled-head", m=6, seed=11, warehouse=scored_demo)
+    weighted = score_flow(
+        dataset="toy",
+        model="bundled-head",
+        m=6,
+        seed=11,
+        weights="embedding",
+        temperature=0.05,
+        warehouse=scored_demo,
+    )
+    assert uniform["ess_mean"] == pytest.approx(7.0)
+    assert weighted["ess_mean"] < 6.0
+
+
+@pytest.mark.slow
+def test_shards_run_on_a_dask_cluster(scored_demo, tmp_path, monkeypatch):
+    """The same shard task on a Dask LocalCluster (loopback, 2 worker processes, 1 thread each)."""
+    import shutil
+
+    from flows.score import score_flow, with_dask
+
+    monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path / "dask"))
+    copy = str(tmp_path / "copy.duckdb")
+    shutil.copy(scored_demo, copy)
+    params = {"dataset": "toy", "model": "bundled-head", "m": 2, "seed": 5, "shard_size": 40}
+    on_dask = with_dask(n_workers=2, threads_per_worker=1)(
+        **params, task_threads=1, warehouse=scored_demo
+    )
+    on_threads = score_flow(**params, warehouse=copy)
+    assert on_dask["pairs"] == on_threads["pairs"] == 160
+    assert on_dask["free_gap_mean"] == pytest.approx(on_threads["free_gap_mean"], abs=1e-5)

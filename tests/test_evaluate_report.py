@@ -1,0 +1,104 @@
+"""Held-out evaluation rows and the audit report, on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rmcore.evaluate import both_orientations, evaluate_pairs, prompt_swap_rows
+from rmcore.report import compare, summary_table, write_report
+
+
+def tiny_test() -> pl.DataFrame:
+    # Four pairs: the winner is longer in pairs 0 and 1, shorter in 2 and 3; pair 3 is a tie.
+    return pl.DataFrame(
+        {
+            "pair_id": ["a", "b", "c", "d"],
+            "prompt_id": ["p", "p", "q", "q"],
+            "label": [1.0, 1.0, 1.0, 0.5],
+            "chosen_chars": [50, 40, 10, 10],
+            "rejected_chars": [10, 20, 30, 20],
+            "setup": ["x", "x", "y", "y"],
+        }
+    )
+
+
+def value(rows: pl.DataFrame, subset: str, metric: str, benchmark: str = "preference") -> float:
+    return rows.filter(
+        (pl.col("subset") == subset)
+        & (pl.col("metric") == metric)
+        & (pl.col("benchmark") == benchmark)
+    )["value"][0]
+
+
+def test_evaluate_pairs_by_hand():
+    test = tiny_test()
+    r_c = np.array([2.0, 0.0, -1.0, 0.3])
+    r_r = np.array([1.0, 1.0, 0.0, 0.0])
+    rows = evaluate_pairs(test, r_c, r_r, group_by=("setup",))
+    # gaps: +1 (right), -1 (wrong), -1 (wrong), tie excluded -> 1/3
+    assert value(rows, "all", "accuracy") == pytest.approx(1 / 3)
+    assert value(rows, "all", "n_ties") == 1
+    assert value(rows, "winner_longer", "accuracy") == pytest.approx(0.5)  # pairs a, b
+    assert value(rows, "winner_shorter", "accuracy") == pytest.approx(0.0)  # pair c (d is a tie)
+    assert value(rows, "setup=x", "accuracy") == pytest.approx(0.5)
+    # Brier by hand over all four pairs: (s(g) - label)^2.
+    s = 1 / (1 + np.exp(-np.array([1.0, -1.0, -1.0, 0.3])))
+    assert value(rows, "all", "brier") == pytest.approx(
+        np.mean((s - np.array([1, 1, 1, 0.5])) ** 2)
+    )
+
+
+def test_prompt_swap_rows_count_ties_as_failures():
+    rows = prompt_swap_rows(np.array([1.0, 0.0, 2.0, 1.0]), np.array([0.0, 0.0, 3.0, 0.5]))
+    assert rows["value"][0] == pytest.approx(0.5)
+
+
+def test_both_orientations_make_all_ones_labels_calibratable():
+    p, y = both_orientations(np.array([0.0, 2.0]), np.array([1.0, 1.0]))
+    assert y.tolist() == [1.0, 1.0, 0.0, 0.0]
+    np.testing.assert_allclose(p[:2] + p[2:], 1.0)
+
+
+def results_frame(values: dict[str, list[float]]) -> pl.DataFrame:
+    rows = []
+    for method, vals in values.items():
+        for seed, v in enumerate(vals):
+            rows.append({"model": f"{method}-{seed}", "method": method, "seed": seed, "benchmark": "preference", "subset": "winner_shorter",
+                         "n": 100, "metric": "accuracy", "value": v, "ci_low": None, "ci_high": None})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_compare_says_what_the_intervals_say():
+    clear = summary_table(
+        results_frame({"vanilla": [0.60, 0.61, 0.62], "prio": [0.80, 0.81, 0.82]})
+    )
+    assert "better" in compare(clear, "bias-breaking: winner is shorter", "prio")
+    worse = summary_table(
+        results_frame({"vanilla": [0.80, 0.81, 0.82], "prio": [0.60, 0.61, 0.62]})
+    )
+    assert "worse" in compare(worse, "bias-breaking: winner is shorter", "prio")
+    noisy = summary_table(results_frame({"vanilla": [0.5, 0.7, 0.6], "prio": [0.55, 0.75, 0.6]}))
+    assert "overlap" in compare(noisy, "bias-breaking: winner is shorter", "prio")
+    single = summary_table(results_frame({"vanilla": [0.5], "prio": [0.7]}))
+    assert "not conclusive" in compare(single, "bias-breaking: winner is shorter", "prio")
+
+
+def test_write_report_has_tables_and_figures(tmp_path):
+    results = results_frame({"vanilla": [0.6, 0.62], "prio": [0.8, 0.79]})
+    preds = pl.DataFrame(
+        {
+            "method": ["vanilla"] * 3 + ["prio"] * 3,
+            "gap": [1.0, -1.0, 0.5] * 2,
+            "label": [1.0, 1.0, 0.5] * 2,
+        }
+    )
+    scored = pl.DataFrame({"free_gap": [0.1, -0.5, 2.0], "length_diff_chars": [10.0, -20.0, 40.0]})
+    summary = summary_table(results)
+    html, md = write_report(tmp_path, title="t", meta={"seeds": [0, 1]}, summary=summary, results=results, preds=preds, scored=scored,
+                            findings=[compare(summary, "bias-breaking: winner is shorter", "prio")])  # fmt: skip
+    page = html.read_text()
+    for fig in ("accuracy.png", "calibration.png", "free_gap_hist.png", "free_vs_length.png"):
+        assert (tmp_path / fig).stat().st_size > 1000 and fig in page
+    assert "data-figures-loaded" in page and "prio vs vanilla" in md.read_text()
