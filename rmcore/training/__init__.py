@@ -1,0 +1,1 @@
+"""Reward-model training; the public entry point is :mod:`rmcore.train`."""
