@@ -30,8 +30,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+from cli import env  # noqa: E402
+
+env.configure()  # local Prefect home, analytics off, generous server start-up timeout
 
 
 def load_records(folder: Path) -> pl.DataFrame:
@@ -51,8 +52,8 @@ def assign_splits(
     instructions = sorted(records["instruction"].unique().to_list())
     order = rng.permutation(len(instructions))
     n_test, n_val = (
-        int(round(test_frac * len(instructions))),
-        int(round(val_frac * len(instructions))),
+        round(test_frac * len(instructions)),
+        round(val_frac * len(instructions)),
     )
     test_ins = {instructions[i] for i in order[:n_test]}
     val_ins = {instructions[i] for i in order[n_test : n_test + n_val]}
