@@ -14,7 +14,8 @@ Weights. Only the prompts with w_k > 0 count: they alone define the bracket and 
 sums, and their gaps must be finite (other gaps may be anything, even NaN: padding).
 Both criteria are invariant to the scale of w, so no sum-to-one is needed; a row whose
 weights are all zero has no information about P(x | y_w, y_l) and falls back to uniform
-weights over all K prompts, flagged in `Decomposition.uniform_fallback`.
+weights over all K prompts, flagged in `Decomposition.uniform_fallback`. Rows whose
+weights are all equal (the `uniform` scoring setting) skip every product with w.
 
 Numerics of the balanced root. f(c) = sum_k w_k (sigmoid(g_k - c) - 1/2) is strictly
 decreasing with its root in [min g_k, max g_k]. Written naively it cancels badly once the
@@ -27,22 +28,36 @@ is decided by the tails. With x_k = g_k - c and tail e_k = sigmoid(-|x_k|) <= 1/
 (above: x_k > 0). P and Q are sums of positive terms, so log P and log Q are exact by
 log-sum-exp even for tails of e^-1000, and phi = log P - log Q has the sign and the root
 of f, with slope -(|P'| / P + Q' / Q) that never underflows. d must then carry no rounding
-error of its own: weights are rescaled by a power of two (exact), sorted, and each side is
-summed left to right with Neumaier compensation, so equal weights, 0/1 masks and weights
-that pair up exactly across c give d == 0 exactly.
+error of its own: a plain float64 sum is exact to K eps sum w, and the rare rows whose
+sides tie that closely (a weight of 1e-85 beside weights of 1 can still decide the root)
+are summed exactly by math.fsum, so weights that pair up exactly across c give d == 0.
 
 Most rows never need that care: where |f'| >= 1e-3 sum_k w_k, plain float64
-f = sum_k w_k tanh(x_k / 2) / 2 has rounding error ~K eps sum_k w_k, which moves the root
-by ~K eps 1e3 << tol, so each iteration evaluates it first and the log form only on rows
-with a flat f (gaps far apart, or all prompts far from the iterate).
+f = sum_k w_k s_k - sum_k w_k / 2 and f' = sum_k w_k s_k^2 - sum_k w_k s_k (s_k the
+sigmoids) have rounding error ~K eps sum_k w_k, which moves the root by ~K eps 1e3 << tol,
+so each iteration evaluates them first and the log form only on rows with a flat f (gaps
+far apart, or all prompts far from the iterate).
 
 Newton steps on phi (or f) inside a bracket kept by its sign (rtsafe, Numerical Recipes 9.4);
 a step that leaves the bracket, is not finite or shrinks too slowly is replaced by
 bisection, so every row converges in at most ~log2(width / tol) iterations.
+
+When to stop. |f''| = |sum_k w_k s_k (1 - s_k)(1 - 2 s_k)| <= |f'|, so log |f'| is
+1-Lipschitz in c. Integrating f' from c to the root then puts the root within
+[log(1 + d), -log(1 - d)] of c in the direction of a Newton step of size d < 1, so the
+new iterate c + d is within -log(1 - d) - d ~ d^2 / 2 of the root: a step below ~sqrt(tol)
+finishes a row without a confirming iteration. Steps on phi (flat rows) stop at d <= tol.
+
+Speed. The safeguarded float64 solver starts from a few plain Newton steps in float32 on
+every row, from the weighted mean of the gaps: it costs half the memory traffic, only has
+to land near the root (any start in the bracket gives the same answer), and leaves most
+rows one float64 iteration from done. Rows leave the working set as they finish, so late
+iterations touch only the few slow rows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,7 +66,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Criterion = Literal["balanced", "logit-mean"]
+EPS = torch.finfo(torch.float64).eps
 FLAT_SLOPE = 1e-3  # |f'| / sum w below which plain float64 f is not trusted (docstring)
+START_STEPS = 3  # float32 Newton steps that pick the float64 solver's start
+TINY_SUM = 1e-290  # logit-mean sums below this lose precision to subnormals: redo in logs
 
 
 @dataclass(frozen=True)
@@ -61,7 +79,7 @@ class Decomposition:
     free: Tensor  # (N,) prompt-free gap c
     own: Tensor  # (N,) gap under the pair's own prompt, gaps[:, 0]
     related: Tensor  # (N,) own - free
-    iterations: Tensor  # (N,) int64, solver iterations used (0 for closed forms)
+    iterations: Tensor  # (N,) int64, float64 solver iterations (0 for closed forms)
     converged: Tensor  # (N,) bool, |free - root| <= tol reached within max_iter
     uniform_fallback: Tensor  # (N,) bool, all weights were zero so uniform ones were used
 
@@ -70,26 +88,47 @@ class Decomposition:
 # input checks: one place that decides which prompts count
 
 
-def _prepare(gaps: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """float64 gaps, exactly rescaled weights, prompts sorted by weight, unweighted gaps -> 0."""
+def _prepare(
+    gaps: Tensor, weights: Tensor | None
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor]:
+    """(g, w, lo, hi, fallback): float64 gaps with unweighted ones set to 0; weights rescaled
+    by a power of two (exact) so each row's max is in [1/2, 1), or None when every row's
+    weights are equal; the bracket [lo, hi] of the weighted gaps; the all-zero rows."""
     if gaps.ndim != 2 or gaps.shape[1] < 1:
         raise ValueError(f"gaps must be (N, K) with K >= 1, got {tuple(gaps.shape)}")
     g = gaps.to(torch.float64)  # (N, K)
-    w = torch.ones_like(g) if weights is None else weights.to(torch.float64)  # (N, K)
-    if w.shape != g.shape:
-        raise ValueError(f"weights {tuple(w.shape)} must match gaps {tuple(g.shape)}")
-    if not torch.isfinite(w).all() or (w < 0).any():
-        raise ValueError("weights must be finite and >= 0")
-    fallback = (w == 0).all(dim=1)  # (N,)
-    w = torch.where(fallback[:, None], torch.ones_like(w), w)
-    w = torch.ldexp(w, -torch.frexp(w.amax(dim=1, keepdim=True)).exponent)  # max in [1/2, 1)
-    w, order = w.sort(dim=1, stable=True)  # (N, K) ascending: a fixed summation order
-    g = g.gather(1, order)  # (N, K) the criteria do not depend on the order of prompts
-    active = w > 0  # (N, K)
-    if not torch.isfinite(g[active]).all():
+    fallback = torch.zeros(g.shape[0], dtype=torch.bool, device=g.device)  # (N,)
+    w = None
+    if weights is not None:
+        w = weights.to(torch.float64)  # (N, K)
+        if w.shape != g.shape:
+            raise ValueError(f"weights {tuple(w.shape)} must match gaps {tuple(g.shape)}")
+        if w.numel() and not (w.amin() >= 0 and w.amax() < torch.inf):  # NaN fails both
+            raise ValueError("weights must be finite and >= 0")
+        w_max = w.amax(1, keepdim=True)  # (N, 1)
+        fallback = w_max[:, 0] == 0
+        if (w == w_max).all():  # equal within every row, all-zero rows included: uniform
+            w = None
+        else:
+            if fallback.any():
+                w = torch.where(fallback[:, None], 1.0, w)
+                w_max = torch.where(fallback[:, None], 1.0, w_max)
+            w = w * torch.ldexp(torch.ones_like(w_max), -torch.frexp(w_max).exponent)
+    if w is None or (w > 0).all():
+        lo, hi = g.amin(1), g.amax(1)  # (N,) NaN propagates into the check below
+    else:
+        active = w > 0  # (N, K)
+        g = torch.where(active, g, 0.0)  # padding cannot leak NaN into sums
+        lo = torch.where(active, g, torch.inf).amin(1)  # (N,)
+        hi = torch.where(active, g, -torch.inf).amax(1)  # (N,)
+    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
         raise ValueError("gaps must be finite wherever the weight is > 0")
-    g = torch.where(active, g, torch.zeros_like(g))  # padding cannot leak NaN into sums
-    return g, w, fallback
+    return g, w, lo, hi, fallback
+
+
+def _weighted_sum(v: Tensor, w: Tensor | None) -> Tensor:
+    """(n, K) -> (n,) sum_k w_k v_k."""
+    return v.sum(1) if w is None else (w * v).sum(1)
 
 
 def _log_sigmoid(x: Tensor) -> Tensor:
@@ -102,34 +141,45 @@ def _log_sigmoid(x: Tensor) -> Tensor:
 
 
 # -----------------------------------------------------------------------------
-# logit-mean: closed form, log-sum-exp so it stays finite for |gap| ~ 1e3
+# logit-mean: closed form, log-sum-exp only for the rows whose sums underflow
 
 
-def _logit_mean(g: Tensor, logw: Tensor) -> Tensor:
-    """logit(p) = log p - log(1 - p) with p = sum w s(g) / sum w; the sum w cancels."""
-    log_p = torch.logsumexp(logw + _log_sigmoid(g), dim=1)  # (N,)
-    log_q = torch.logsumexp(logw + _log_sigmoid(-g), dim=1)  # (N,)
-    return log_p - log_q
+def _logit_mean(g: Tensor, w: Tensor | None) -> Tensor:
+    """logit(p) = log p - log(1 - p) with p = sum w s(g) / sum w; the sum w cancels.
+
+    1 - p is summed from s(-g), not subtracted, so both logs keep full relative precision
+    until a sum underflows (gaps beyond ~700); those rows are redone in log space."""
+    p = _weighted_sum(torch.sigmoid(g), w)  # (N,)
+    q = _weighted_sum(torch.sigmoid(-g), w)  # (N,)
+    out = p.log() - q.log()
+    rows = ((p < TINY_SUM) | (q < TINY_SUM)).nonzero().squeeze(1)  # (r,)
+    if rows.numel():
+        gr = g[rows]  # (r, K)
+        logw = torch.zeros_like(gr) if w is None else w[rows].log()  # (r, K)
+        log_p = torch.logsumexp(logw + _log_sigmoid(gr), dim=1)  # (r,)
+        log_q = torch.logsumexp(logw + _log_sigmoid(-gr), dim=1)  # (r,)
+        out[rows] = log_p - log_q
+    return out
 
 
 # -----------------------------------------------------------------------------
-# balanced: residual with exact sign, then safeguarded Newton on all rows at once
+# balanced: plain residual on all rows, exact-sign residual on the flat ones
 
 
-def _side_sums(v: Tensor) -> Tensor:
-    """(S, n, K) -> (2, S, n): left-to-right sums over K and their Neumaier compensations.
+def _plain_residual(
+    g: Tensor, w: Tensor | None, w_total: Tensor, c: Tensor, buf: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(f, f') at c in the dtype of g: f = sum w s - sum w / 2, f' = sum w s^2 - sum w s.
 
-    Adding a zero is exact, so two sides holding the same weights in the same (sorted) order
-    get bit-identical sums, and the compensation keeps unequal sides exact to ~eps^2.
-    """
-    v = v.movedim(-1, 0).contiguous()  # (K, S, n) so each step reads contiguous memory
-    total = torch.zeros_like(v[0])  # (S, n)
-    error = torch.zeros_like(total)  # (S, n)
-    for x in v:
-        t = total + x
-        error += torch.where(total.abs() >= x.abs(), (total - t) + x, (x - t) + total)
-        total = t
-    return torch.stack([total, error])  # (2, S, n)
+    Five passes over (n, K) (six with weights), all inside the scratch `buf` (>= 1 or 2, n, K)
+    so an iteration allocates no (n, K) tensor: at N = 1e5 page faults cost as much as math."""
+    n = g.shape[0]
+    s = torch.sub(g, c[:, None], out=buf[0, :n]).sigmoid_()  # (n, K) s_k = sigmoid(g_k - c)
+    ws = s if w is None else torch.mul(w, s, out=buf[1, :n])  # (n, K) w s
+    ones = s.new_ones(s.shape[1])  # (K,) a matrix-vector product sums short rows 2x faster
+    sum_ws = ws @ ones  # (n,)
+    sum_ws2 = ws.mul_(s) @ ones  # (n,) in place: w s^2
+    return sum_ws - 0.5 * w_total, sum_ws2 - sum_ws
 
 
 def _lse(v: Tensor, mask: Tensor) -> Tensor:
@@ -137,81 +187,157 @@ def _lse(v: Tensor, mask: Tensor) -> Tensor:
     return torch.logsumexp(torch.where(mask, v, torch.full_like(v, -torch.inf)), dim=1)
 
 
-def _plain_residual(g: Tensor, w: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """(f, f') at c in plain float64: 9 passes over (n, K) instead of ~30."""
-    t = torch.tanh(0.5 * (g - c[:, None]))  # (n, K) 2 s - 1, exact near 0 unlike s - 1/2
-    f = 0.5 * (w * t).sum(1)  # (n,)
-    df = -0.25 * (w * (1 - t * t)).sum(1)  # (n,) s (1 - s) = (1 - t^2) / 4
-    return f, df
-
-
-def _residual(g: Tensor, w: Tensor, logw: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def _residual(g: Tensor, w: Tensor | None, c: Tensor) -> tuple[Tensor, Tensor]:
     """(phi, Newton step) at c; phi = log P - log Q has the sign and root of f."""
+    counts = w is None  # unit weights: d counts prompts, exact in any order
+    w = torch.ones_like(g) if w is None else w  # (n, K)
     x = g - c[:, None]  # (n, K)
     above, below = (x > 0) & (w > 0), (x < 0) & (w > 0)
-    sums = _side_sums(torch.stack([w * above, w * below]))  # (2, 2, n)
-    d = (sums[0, 0] - sums[0, 1]) + (sums[1, 0] - sums[1, 1])  # (n,) W_above - W_below
-    log_tail = logw + _log_sigmoid(-x.abs())  # (n, K) log w e
+    signed = w * above - w * below  # (n, K) exact: one of the two products is 0
+    d = signed.sum(1)  # (n,) W_above - W_below, exact unless the two sides nearly tie
+    if not counts:  # near ties are rare: sum those rows exactly (module docstring)
+        tie = d.abs() <= 2 * g.shape[1] * EPS * w.sum(1)  # (n,)
+        for i in tie.nonzero().squeeze(1).tolist():
+            d[i] = math.fsum(signed[i].tolist())
+    log_tail = w.log() + _log_sigmoid(-x.abs())  # (n, K) log w e
     log_dtail = log_tail + _log_sigmoid(x.abs())  # (n, K) log w e (1 - e) = log |d(w e)/dc|
     log_p = torch.logaddexp(_lse(log_tail, below), (0.5 * d.clamp(min=0)).log())  # (n,)
     log_q = torch.logaddexp(_lse(log_tail, above), (-0.5 * d.clamp(max=0)).log())  # (n,)
     log_dp, log_dq = _lse(log_dtail, below), _lse(log_dtail, above)  # (n,) log |P'|, log Q'
     # phi jumps where a gap changes sides (the bulk d/2 moves from P to Q) but is smooth
-    # where d == 0, so Newton steps on phi there and on the analytic f elsewhere; both
-    # steps are formed from logs, so e^-1000 tails do not underflow them
+    # where d == 0, so Newton steps on phi there and on the analytic f elsewhere (and where
+    # c sits exactly on a gap: that prompt adds 0 to f but w/4 to f'); both steps are
+    # formed from logs, so e^-1000 tails do not underflow them
     phi = log_p - log_q
     step_phi = phi / ((log_dp - log_p).exp() + (log_dq - log_q).exp())
-    log_df = torch.logaddexp(log_dp, log_dq)  # (n,) log |f'|
+    log_df = _lse(log_dtail, w > 0)  # (n,) log |f'|, over every prompt
     step_f = (log_p - log_df).exp() - (log_q - log_df).exp()
-    return phi, torch.where(d == 0, step_phi, step_f)
+    on_gap = ((x == 0) & (w > 0)).any(1)  # (n,)
+    return phi, torch.where((d == 0) & ~on_gap, step_phi, step_f)
+
+
+def _float32_start(g: Tensor, w: Tensor | None, w_total: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """(N,) plain Newton steps in float32 from the weighted mean of the gaps.
+
+    Unsafeguarded and rounded to ~1e-6, but any start in [lo, hi] gives the same root, and
+    one from here is usually a single float64 step from done (module docstring, Speed)."""
+    g32 = g.float()  # (N, K)
+    w32 = None if w is None else w.float()  # (N, K)
+    wt32, lo32, hi32 = w_total.float(), lo.float(), hi.float()  # (N,)
+    c = _weighted_sum(g32, w32) / wt32  # (N,)
+    buf = torch.empty((1 if w is None else 2, *g.shape), dtype=torch.float32, device=g.device)
+    for _ in range(START_STEPS):
+        f, df = _plain_residual(g32, w32, wt32, c, buf)
+        c = (c - f / df).clamp(lo32, hi32)  # f' = 0 sends a row to a bracket end
+    c = c.double().clamp(lo, hi)  # (N,)
+    return torch.where(torch.isfinite(c), c, 0.5 * (lo + hi))  # 0/0, or gaps beyond float32
+
+
+def _weighted_median(g: Tensor, w: Tensor | None) -> Tensor:
+    """(n,) the smallest gap with at least half of the weight at or below it."""
+    g, order = g.sort(dim=1)  # (n, K)
+    w = torch.ones_like(g) if w is None else w.gather(1, order)  # (n, K)
+    cum = w.cumsum(1)  # (n, K)
+    first = (cum < 0.5 * cum[:, -1:]).sum(1, keepdim=True)  # (n, 1)
+    return g.gather(1, first).squeeze(1)
+
+
+def _keep(mask: Tensor, *ts: Tensor | None) -> list[Tensor | None]:
+    """Rows `mask` of each tensor (dim 0); no copy when every row is kept."""
+    if mask.all():
+        return list(ts)
+    idx = mask.nonzero().squeeze(1)
+    return [None if t is None else t.index_select(0, idx) for t in ts]
+
+
+def _rtsafe(
+    g: Tensor, w: Tensor | None, w_total: Tensor, lo: Tensor, hi: Tensor, c: Tensor,
+    tol: float, max_iter: int,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Safeguarded Newton from c for rows with lo < root < hi: (root, iterations, converged).
+
+    State lives on the working set (suffix i); a row's result is written to the (n,) outputs
+    the iteration it finishes, and the row leaves the set, so late iterations are cheap."""
+    n = g.shape[0]
+    c, iterations = c.clone(), torch.full((n,), max_iter, dtype=torch.int64, device=g.device)
+    converged = torch.zeros(n, dtype=torch.bool, device=g.device)
+    idx, gi, wi, wti, ci, loi, hii = torch.arange(n, device=g.device), g, w, w_total, c, lo, hi
+    # rtsafe: a Newton step must be at most half the step before last (not the last one,
+    # which would bisect away good iterates whenever Newton converges only linearly)
+    last = before = hii - loi  # (n,)
+    buf = torch.empty((1 if w is None else 2, *g.shape), dtype=g.dtype, device=g.device)
+    for it in range(1, max_iter + 1):
+        if idx.numel() == 0:
+            break
+        # P and Q need a prompt strictly on each side: keep the iterate off the bracket ends
+        ci = torch.where((ci <= loi) | (ci >= hii), 0.5 * (loi + hii), ci)
+        val, df = _plain_residual(gi, wi, wti, ci, buf)
+        step = -val / df  # (n,) inf/nan when f' underflowed to 0
+        flat = df.abs() < FLAT_SLOPE * wti  # (n,)
+        if flat.any():
+            rows = flat.nonzero().squeeze(1)  # (r,)
+            val[rows], step[rows] = _residual(gi[rows], None if wi is None else wi[rows], ci[rows])
+        loi = torch.where(val > 0, ci, loi)  # root is above ci
+        hii = torch.where(val < 0, ci, hii)  # root is below ci
+        newton, size = ci + step, step.abs()  # (n,)
+        inside = torch.isfinite(newton) & (newton >= loi) & (newton <= hii)
+        # converged: exact zero, a bracket narrower than 2 tol, or a Newton step whose error
+        # bound is below tol / 2 (docstring, When to stop); steps on phi: the step itself
+        bound_ok = (flat & (size <= tol)) | (~flat & (-torch.log1p(-size) - size <= 0.5 * tol))
+        newton_done = inside & bound_ok
+        narrow = hii - loi <= 2 * tol
+        use_newton = inside & (newton > loi) & (newton < hii) & (2 * size <= before)
+        last, before = torch.where(use_newton, size, 0.5 * (hii - loi)), last
+        c_next = torch.where(newton_done | (use_newton & ~narrow), newton, 0.5 * (loi + hii))
+        ci = torch.where(val == 0, ci, c_next)
+        finished = (val == 0) | newton_done | narrow
+        if finished.any():
+            out = idx[finished]
+            c[out], iterations[out], converged[out] = ci[finished], it, True
+            idx, gi, wi, wti, ci, loi, hii, last, before = _keep(
+                ~finished, idx, gi, wi, wti, ci, loi, hii, last, before
+            )
+    c[idx] = ci  # rows that ran out of iterations
+    return c, iterations, converged
 
 
 def _balanced(
-    g: Tensor, w: Tensor, logw: Tensor, start: Tensor, tol: float, max_iter: int
+    g: Tensor, w: Tensor | None, lo: Tensor, hi: Tensor, tol: float, max_iter: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Root c of f per row, with iterations used and converged flags."""
-    n = g.shape[0]
-    active = w > 0  # (N, K)
-    lo = torch.where(active, g, torch.full_like(g, torch.inf)).amin(1)  # (N,) f(lo) >= 0
-    hi = torch.where(active, g, torch.full_like(g, -torch.inf)).amax(1)  # (N,) f(hi) <= 0
-    w_total = w.sum(1)  # (N,)
-    c = start.clamp(lo, hi)  # (N,)
-    step_prev = hi - lo  # (N,) rtsafe: demand that Newton at least halves the step before last
+    """Root c of f per row, float64 iterations used, converged flags.
+
+    A float32 start, then one float64 Newton step on every row, kept where its error bound
+    certifies it (module docstring, When to stop): lean, because it is the one full-size
+    pass. Only the rows it does not finish (flat f, a poor start) go through `_rtsafe`."""
+    n, k = g.shape
+    w_total = torch.full_like(lo, k) if w is None else w.sum(1)  # (N,)
+    c = _float32_start(g, w, w_total, lo, hi)  # (N,)
+    narrow = hi - lo <= 2 * tol  # (N,) K = 1 and all-equal gaps: the midpoint is the root
     iterations = torch.zeros(n, dtype=torch.int64, device=g.device)
-    done = hi - lo <= 2 * tol  # (N,) includes K = 1 and all-equal gaps
-    c = torch.where(done, 0.5 * (lo + hi), c)
-    for _ in range(max_iter):
-        idx = (~done).nonzero().squeeze(1)  # (n,) rows still running
-        if idx.numel() == 0:
-            break
-        ci, loi, hii = c[idx], lo[idx], hi[idx]
-        # P and Q need a prompt strictly on each side: keep the iterate off the bracket ends
-        ci = torch.where((ci <= loi) | (ci >= hii), 0.5 * (loi + hii), ci)
-        val, df = _plain_residual(g[idx], w[idx], ci)
-        newton_step = -val / df  # (n,) inf/nan when f' underflowed to 0
-        flat = (df.abs() < FLAT_SLOPE * w_total[idx]).nonzero().squeeze(1)  # (r,)
-        if flat.numel():
-            rows = idx[flat]
-            val[flat], newton_step[flat] = _residual(g[rows], w[rows], logw[rows], ci[flat])
-        loi = torch.where(val > 0, ci, loi)  # root is above ci
-        hii = torch.where(val < 0, ci, hii)  # root is below ci
-        newton = ci + newton_step  # (n,)
-        step = newton_step.abs()
-        inside = torch.isfinite(newton) & (newton >= loi) & (newton <= hii)
-        # converged: exact zero, a Newton step below tol (quadratic convergence makes the
-        # last step an upper bound on the error), or a bracket narrower than 2 tol
-        newton_done = inside & (step <= tol)
-        narrow = hii - loi <= 2 * tol
-        use_newton = inside & (newton > loi) & (newton < hii) & (2 * step <= step_prev[idx])
-        step_prev[idx] = torch.where(use_newton, step, 0.5 * (hii - loi))
-        c_next = torch.where(use_newton & ~narrow, newton, 0.5 * (loi + hii))
-        c_next = torch.where(newton_done, newton, c_next)
-        c_next = torch.where(val == 0, ci, c_next)
-        finished = (val == 0) | newton_done | narrow
-        c[idx], lo[idx], hi[idx] = c_next, loi, hii
-        iterations[idx] += 1
-        done[idx] = finished
-    return c, iterations, done
+    converged = narrow.clone()
+    if max_iter >= 1:
+        buf = torch.empty((1 if w is None else 2, n, k), dtype=g.dtype, device=g.device)
+        val, df = _plain_residual(g, w, w_total, c, buf)
+        step = -val / df  # (N,)
+        size = step.abs()
+        flat = df.abs() < FLAT_SLOPE * w_total  # (N,)
+        certified = ~flat & (-torch.log1p(-size) - size <= 0.5 * tol)
+        c = torch.where(certified, (c + step).clamp(lo, hi), c)
+        converged |= certified
+        iterations += (~narrow).long()
+    c = torch.where(narrow, 0.5 * (lo + hi), c)
+    rest = (~converged).nonzero().squeeze(1)  # (r,)
+    if rest.numel() and max_iter >= 2:
+        g_rest, w_rest = g[rest], None if w is None else w[rest]  # (r, K)
+        # a start more than a unit step away is lost (float32 f' underflows once the gaps
+        # are far apart), and as the gaps spread the root tends to their weighted median
+        near = ~flat[rest] & (size[rest] < 1)  # (r,)
+        start = torch.where(near, c[rest], _weighted_median(g_rest, w_rest))
+        c[rest], extra, converged[rest] = _rtsafe(
+            g_rest, w_rest, w_total[rest], lo[rest], hi[rest], start, tol, max_iter - 1
+        )
+        iterations[rest] += extra
+    return c, iterations, converged
 
 
 # -----------------------------------------------------------------------------
@@ -230,20 +356,18 @@ def solve_free_gap(
 
     gaps: (N, K), column 0 under the pair's own prompt. weights: (N, K) >= 0, any scale,
     None = uniform. Computation is float64 whatever the input dtype, because tol = 1e-8
-    absolute on gaps of size ~1e3 is beyond float32.
+    absolute on gaps of size ~1e3 is beyond float32 (which only picks the start).
     """
     if criterion not in ("balanced", "logit-mean"):
         raise ValueError(f"unknown criterion {criterion!r}")
-    g, w, fallback = _prepare(gaps, weights)
+    g, w, lo, hi, fallback = _prepare(gaps, weights)
     n = g.shape[0]
-    logw = w.log()  # (N, K), -inf on zero-weight prompts
-    start = _logit_mean(g, logw)  # (N,) within [min g, max g]: a quasi-arithmetic mean
     if criterion == "logit-mean":
-        free = start
+        free = _logit_mean(g, w)
         iterations = torch.zeros(n, dtype=torch.int64, device=g.device)
         converged = torch.isfinite(free)
     else:
-        free, iterations, converged = _balanced(g, w, logw, start, tol, max_iter)
+        free, iterations, converged = _balanced(g, w, lo, hi, tol, max_iter)
     own = gaps[:, 0].to(torch.float64)
     return Decomposition(
         free=free,

@@ -297,3 +297,66 @@ def test_invalid_inputs_are_rejected(gaps, weights, message: str):
 def test_unknown_criterion_is_rejected():
     with pytest.raises(ValueError, match="criterion"):
         solve_free_gap(torch.zeros(1, 2), criterion="median")  # type: ignore[arg-type]
+
+
+# -----------------------------------------------------------------------------
+# the fast path: certified Newton stop, uniform detection, many rows at once
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    g=st.lists(st.floats(-20, 20), min_size=2, max_size=8),
+    w_seed=st.integers(0, 2**32 - 1),
+    offset=st.floats(-3, 3),
+)
+def test_newton_step_error_bound_of_the_stopping_rule(g: list[float], w_seed: int, offset: float):
+    """The docstring's bound that lets a row stop after one Newton step of size d < 1:
+    the root lies between log(1 + d) and -log(1 - d) from c, in the step's direction."""
+    gn = np.array(g)
+    if gn.max() - gn.min() < 1e-6:
+        return
+    wn = np.random.default_rng(w_seed).uniform(0.1, 3.0, gn.size)
+    root = brentq_float64(gn, wn)
+    c = root + offset
+    s = expit(gn - c)
+    f, df = float(wn @ s - wn.sum() / 2), float(-(wn @ (s * (1 - s))))
+    d = -f / df
+    if not abs(d) < 0.9:
+        return
+    dist, slack = (root - c) * np.sign(d), 1e-10  # float64 residual + brentq tolerance
+    assert math.log1p(abs(d)) - slack <= dist <= -math.log1p(-abs(d)) + slack
+
+
+def test_equal_weights_take_the_uniform_path_exactly():
+    g, _ = random_problem(2, 200, 9, 3.0, "continuous")
+    scale = torch.rand(200, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w = scale.expand(200, 9).clone()  # equal within each row, different across rows
+    w[:5] = 0.0  # all-zero rows fall back to uniform
+    d, ref = solve_free_gap(g, w), solve_free_gap(g)
+    assert torch.equal(d.free, ref.free) and torch.equal(d.iterations, ref.iterations)
+    assert d.uniform_fallback.tolist() == [True] * 5 + [False] * 195
+
+
+def test_many_rows_of_mixed_difficulty_match_brentq():
+    """One call mixing typical rows (scale 1-5, weighted and not) with rows whose gaps are
+    hundreds apart, as a real batch does: each kind must reach its own reference root."""
+    typical, w = random_problem(21, 2000, 17, 3.0, "continuous")
+    w[:1000] = 1.0  # half uniform, half weighted
+    extreme, w_ext = random_problem(22, 40, 17, 300.0, "continuous")
+    g = torch.cat([typical, extreme])
+    d = solve_free_gap(g, torch.cat([w, w_ext]))
+    assert d.converged.all()
+    refs = np.array([brentq_float64(typical[i].numpy(), w[i].numpy()) for i in range(2000)])
+    np.testing.assert_allclose(d.free[:2000].numpy(), refs, rtol=0, atol=TOL)
+    exact = [brentq_exact(extreme[i].numpy(), w_ext[i].numpy()) for i in range(40)]
+    np.testing.assert_allclose(d.free[2000:].numpy(), exact, rtol=0, atol=TOL + 1e-10)
+    # typical rows: the float32 start leaves one certified float64 step for nearly all
+    assert (d.iterations[:2000] == 1).float().mean() >= 0.95
+    # far-apart rows restart from the weighted median instead of bisecting from an end
+    assert d.iterations[2000:].max() <= 10
+
+
+@pytest.mark.parametrize("criterion", ["balanced", "logit-mean"])
+def test_no_rows(criterion: str):
+    d = solve_free_gap(torch.zeros(0, 4), torch.zeros(0, 4), criterion=criterion)
+    assert d.free.shape == (0,) and d.iterations.shape == (0,)
