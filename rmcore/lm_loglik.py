@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -35,8 +34,8 @@ from rmcore.models.base import (
     autocast,
     ensure_pad_token,
     length_mask,
+    load_pretrained,
     map_batches,
-    model_revision,
     pad_right,
     pick_device,
     usable_max_length,
@@ -81,22 +80,15 @@ class CausalLMScorer:
         max_length: int | None = None,
     ) -> CausalLMScorer:
         """Local folder or hub id; dtype None keeps float32 weights (bf16 autocast on CUDA)."""
-        source = Path(name_or_path).resolve() if Path(name_or_path).is_dir() else str(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(
-            source,
-            revision=revision or "main",
-            use_safetensors=use_safetensors,
-            trust_remote_code=trust_remote_code,
-            dtype=dtype or torch.float32,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, revision=revision or "main", trust_remote_code=trust_remote_code
-        )
+        model, tokenizer, model_id, rev = load_pretrained(
+            AutoModelForCausalLM, name_or_path, dtype=dtype, trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors, revision=revision,
+        )  # fmt: skip
         return cls(
             model,
             tokenizer,
-            model_id=str(source),
-            revision=model_revision(str(source), model.config, revision=revision),
+            model_id=model_id,
+            revision=rev,
             device=pick_device(device),
             max_length=max_length,
         )

@@ -18,25 +18,38 @@ def datasets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
-def resolve_dataset(con: duckdb.DuckDBPyConnection, ref: str | int) -> int:
-    """A dataset id from `id`, `name` (latest version) or `name@version`."""
+# Versioned things users name as `id`, `name` (latest version) or `name@version`.
+_VERSIONED = {
+    "dataset": ("datasets", "dataset_id", "`rmcurate datasets` lists them"),
+    "curated set": ("curated_sets", "curated_set_id", "`rmcurate sets` lists them"),
+}
+
+
+def resolve(con: duckdb.DuckDBPyConnection, kind: str, ref: str | int) -> int:
+    """The id of a dataset or curated set from `id`, `name` or `name@version`."""
+    table, key, hint = _VERSIONED[kind]  # identifiers from our own table, never user input
     text = str(ref)
     if text.isdigit():
-        row = con.execute(
-            "SELECT dataset_id FROM datasets WHERE dataset_id = ?", [int(text)]
-        ).fetchone()
-    elif "@" in text:
+        query, params = f"SELECT {key} FROM {table} WHERE {key} = ?", [int(text)]
+    elif "@" in text and text.rsplit("@", 1)[1].isdigit():
         name, version = text.rsplit("@", 1)
-        row = con.execute(
-            "SELECT dataset_id FROM datasets WHERE name = ? AND version = ?", [name, int(version)]
-        ).fetchone()
+        query, params = (
+            f"SELECT {key} FROM {table} WHERE name = ? AND version = ?",
+            [name, int(version)],
+        )
     else:
-        row = con.execute(
-            "SELECT dataset_id FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", [text]
-        ).fetchone()
-    if row is None:
-        raise LookupError(f"no dataset {ref!r}; `rmcurate datasets` lists them")
-    return row[0]
+        query, params = (
+            f"SELECT {key} FROM {table} WHERE name = ? ORDER BY version DESC LIMIT 1",
+            [text],
+        )
+    rows = con.execute(query, params).fetchall()
+    if not rows:
+        raise LookupError(f"no {kind} {ref!r}; {hint}")
+    return rows[0][0]
+
+
+def resolve_dataset(con: duckdb.DuckDBPyConnection, ref: str | int) -> int:
+    return resolve(con, "dataset", ref)
 
 
 def quarantine(

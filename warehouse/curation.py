@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from warehouse.catalog import resolve
 from warehouse.connection import frame
 
 CANDIDATE_COLUMNS = "pair_id, prompt_id, chosen_id, rejected_id, label, split"
@@ -90,26 +91,7 @@ def store_set(
 
 
 def resolve_set(con: duckdb.DuckDBPyConnection, ref: str | int) -> int:
-    """A curated set id from `id`, `name` (latest version) or `name@version`."""
-    text = str(ref)
-    if text.isdigit():
-        row = con.execute(
-            "SELECT curated_set_id FROM curated_sets WHERE curated_set_id = ?", [int(text)]
-        ).fetchone()
-    elif "@" in text:
-        name, version = text.rsplit("@", 1)
-        row = con.execute(
-            "SELECT curated_set_id FROM curated_sets WHERE name = ? AND version = ?",
-            [name, int(version)],
-        ).fetchone()
-    else:
-        row = con.execute(
-            "SELECT curated_set_id FROM curated_sets WHERE name = ? ORDER BY version DESC LIMIT 1",
-            [text],
-        ).fetchone()
-    if row is None:
-        raise LookupError(f"no curated set {ref!r}; `rmcurate sets` lists them")
-    return row[0]
+    return resolve(con, "curated set", ref)
 
 
 def set_row(con: duckdb.DuckDBPyConnection, set_id: int) -> dict:

@@ -235,3 +235,28 @@ def usable_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None)]
     limits = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
     return min(limits, default=DEFAULT_MAX_LENGTH)
+
+
+def load_pretrained(
+    auto_class: type,
+    name_or_path: str | Path,
+    *,
+    dtype: torch.dtype | None,
+    trust_remote_code: bool,
+    use_safetensors: bool,
+    revision: str | None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, str]:
+    """(model, tokenizer, model_id, revision) through `auto_class.from_pretrained`, safe by
+    default: safetensors only, no remote code unless asked. dtype None keeps float32 weights
+    (bf16 autocast on CUDA)."""
+    from transformers import AutoTokenizer
+
+    source = str(Path(name_or_path).resolve()) if Path(name_or_path).is_dir() else str(name_or_path)
+    model = auto_class.from_pretrained(
+        source, revision=revision or "main", use_safetensors=use_safetensors, trust_remote_code=trust_remote_code,
+        dtype=dtype or torch.float32,
+    )  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, revision=revision or "main", trust_remote_code=trust_remote_code
+    )
+    return model, tokenizer, source, model_revision(source, model.config, revision=revision)
