@@ -165,6 +165,9 @@ def table(results: list[Row]) -> str:
                      f" {r.pairs_per_s:>9,.0f}"
                      f" {ratio:>8.1f}x  {r.note}")  # fmt: skip
     lines.append(f"targets: flow >= {TARGET_PAIRS_S:,} pairs/s and >= {TARGET_RATIO:.0f}x naive")
+    # Timings on a shared machine move with its load: print it beside them.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines.append(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from rmcore.ingest.batch import build_batch
 from rmcore.ingest.formats import FormatError, detect_format, render_conversation
 from rmcore.ingest.sources import SourceError, detect_kind, read_source
-from rmcore.textnorm import text_id
+from rmcore.textnorm import WHITESPACE, normalize_expr, normalize_text, text_id
 
 
 def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
@@ -238,6 +239,23 @@ def test_every_bad_row_gets_its_reason(tmp_path):
     assert all(batch.quarantine["raw"].is_not_null())
 
 
+def test_bad_row_does_not_make_a_later_valid_twin_a_duplicate(tmp_path):
+    # Regression: duplicates were judged against quarantined rows too, so the valid second
+    # row was lost as a "duplicate" of an invalid first row with the same texts.
+    rows = [
+        {"prompt": "p", "chosen": "a", "rejected": "b", "label": 2.0},
+        {"prompt": "p", "chosen": "a", "rejected": "b", "label": 1.0},
+        {"prompt": "p", "chosen": "a", "rejected": "b", "label": 0.7},
+    ]
+    batch = build_batch(read_source(str(write_jsonl(tmp_path / "twins.jsonl", rows))))
+    assert batch.pairs.select("source_row", "label").rows() == [(1, 1.0)]
+    assert batch.quarantine.select("source_row", "reason").rows() == [
+        (0, "invalid_label"),
+        (2, "duplicate_pair"),
+    ]
+    assert batch.reconciles
+
+
 def test_plain_file_starting_with_gzip_magic_is_not_fatal(tmp_path):
     # Regression (found by the property test below): the first line starts with b"\x1f\x8b".
     path = tmp_path / "x.jsonl"
@@ -283,3 +301,171 @@ def test_random_mixtures_reconcile(tmp_path, lines):
     assert batch.n_input == len(raw)
     assert batch.n_rows_stored + batch.quarantine.height == batch.n_input
     assert batch.pairs["pair_id"].n_unique() == batch.pairs.height
+
+
+# ----------------------------------------------------------------------------- normalization
+def test_whitespace_constant_is_what_str_strip_removes():
+    every = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    assert every == WHITESPACE
+
+
+TRICKY_TEXTS = [
+    "cafe\u0301",  # e + combining acute: NFC composes it
+    "\u212b ngstr\u00f6m",  # Angstrom sign: NFC maps it to A-ring
+    "  a\r\nb\r\n  ",
+    "\r\n\r\n",
+    "\r\r\n\n",
+    "\x1c\x1fsep\x1e",  # ASCII separators: Python strips them, Rust's White_Space does not
+    "\u3000\xa0wide\u2029",
+    "\ufeffbom",
+    "plain ascii",
+    "",
+]
+
+
+def _normalized_both_ways(texts: list[str]) -> tuple[list[str], list[str]]:
+    series = pl.Series(texts, dtype=pl.String)
+    vectorized = pl.select(normalize_expr(pl.lit(series))).to_series().to_list()
+    return [normalize_text(t) for t in texts], vectorized
+
+
+def test_normalize_expr_matches_normalize_text_on_tricky_strings():
+    expected, got = _normalized_both_ways(TRICKY_TEXTS)
+    assert got == expected
+    assert expected[0] == "caf\u00e9" and expected[2] == "a\nb" and expected[5] == "sep"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from(list("ab \t\r\n\x1c\u0301\u00e9\u212b\u3000e"))
+                | st.characters(exclude_categories=["Cs"]), max_size=12),
+        min_size=1, max_size=20,
+    )
+)  # fmt: skip
+def test_normalize_expr_matches_normalize_text(texts):
+    expected, got = _normalized_both_ways(texts)
+    assert got == expected
+
+
+# ----------------------------------------------------------------------------- column-wise JSONL path
+def _reasons(batch) -> dict[int, str]:
+    return dict(batch.quarantine.select("source_row", "reason").iter_rows())
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_LINES, ids=[r for _, r in BAD_LINES])
+def test_each_bad_line_kind_alone_gets_its_reason(tmp_path, line, reason):
+    """One bad line among good ones: whichever reader takes the file, the reason holds."""
+    path, n_good = bad_file(tmp_path)
+    path.write_bytes(path.read_bytes().split(b"\n" + BAD_LINES[0][0])[0] + b"\n" + line + b"\n")
+    batch = build_batch(read_source(str(path)))
+    assert _reasons(batch) == {n_good: reason}
+    assert batch.pairs.height == n_good and batch.reconciles
+
+
+def typed_bad_file(tmp_path: Path) -> Path:
+    """Bad rows whose fields keep one JSON type per key, so pyarrow reads the file whole."""
+    rows = [
+        {"prompt": "p0", "chosen": "a", "rejected": "b", "label": 0.9, "split": "test"},
+        {"prompt": "p1", "chosen": None, "rejected": "b", "label": 1.0, "split": None},
+        {"prompt": "p2", "chosen": " \t", "rejected": "b", "label": None, "split": "dev"},
+        {"prompt": "p3", "chosen": "same", "rejected": "same", "label": 1.0, "split": None},
+        {"prompt": "p4", "chosen": "a", "rejected": "b", "label": 1.5, "split": None},
+        {"prompt": "p5", "chosen": "a", "rejected": "b", "label": None, "split": "holdout"},
+        {"prompt": "p0", "chosen": "a", "rejected": "b", "label": 0.2, "split": None},
+        {"prompt": "p6 ", "chosen": "caf\u0065\u0301", "rejected": "x\r\ny", "label": 0},
+        {"prompt": "p7", "chosen": "a", "rejected": "b", "label": float("nan"), "split": None},
+    ]
+    for i, row in enumerate(rows):
+        row["source"] = {"file": f"f{i}", "score": i / 3}
+    return write_jsonl(tmp_path / "typed.jsonl", rows)
+
+
+def test_column_path_matches_record_path(tmp_path):
+    src = str(typed_bad_file(tmp_path))
+    columnar, records = read_source(src), read_source(src, columnar=False)
+    assert columnar.table is not None and records.table is None
+    fast, slow = build_batch(columnar), build_batch(records)
+    assert fast.pairs.equals(slow.pairs) and fast.quarantine.equals(slow.quarantine)
+    assert _reasons(fast) == {
+        1: "missing_field", 2: "empty_text", 3: "identical_responses", 4: "invalid_label",
+        5: "invalid_split", 6: "duplicate_pair", 8: "invalid_label",
+    }  # fmt: skip
+    assert fast.pairs["split"].to_list() == ["test", "train"]  # no split: the default
+    assert fast.pairs["chosen"][1] == "caf\u00e9" and fast.pairs["rejected"][1] == "x\ny"
+    assert json.loads(fast.pairs["provenance"][0]) == {"source": {"file": "f0", "score": 0.0}}
+
+
+def test_wrong_type_column_goes_row_by_row(tmp_path):
+    """Columns of a wrong but uniform type read fine column-wise; their rows still fail as
+    the extractor says, and rows where the field is absent still pass."""
+    rows = [
+        {"prompt": "p0", "chosen": "a", "rejected": "b", "label": "high"},
+        {"prompt": "p1", "chosen": "a", "rejected": "b"},
+        {"prompt": "p2", "chosen": "a", "rejected": "b", "label": "0.5", "split": 3},
+        {"prompt": "p3", "chosen": "a", "rejected": "b", "split": 4},
+    ]
+    lists = [{"prompt": "p", "chosen": ["a"], "rejected": "b"}, {"prompt": "q", "rejected": "b"}]
+    for name, records, reasons in [
+        ("w.jsonl", rows, {0: "invalid_label", 2: "invalid_label", 3: "invalid_split"}),
+        ("l.jsonl", lists, {0: "wrong_type", 1: "missing_field"}),
+    ]:
+        src = str(write_jsonl(tmp_path / name, records))
+        raw = read_source(src)
+        assert raw.table is not None
+        batch = build_batch(raw)
+        assert _reasons(batch) == reasons
+        assert batch.quarantine.equals(build_batch(read_source(src, columnar=False)).quarantine)
+
+
+def test_dates_and_null_lines_keep_record_semantics(tmp_path):
+    dated = [{"prompt": "2024-01-02", "chosen": "2024-01-03T10:00:00", "rejected": "b"}]
+    raw = read_source(str(write_jsonl(tmp_path / "d.jsonl", dated)))
+    assert raw.table is not None and raw.table.schema["prompt"] == pl.String
+    assert triples(build_batch(raw)) == [("2024-01-02", "2024-01-03T10:00:00", "b", 1.0)]
+    # pyarrow reads a `null` line as an all-null row (and crashes on a leading one).
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(b'null\n{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    raw = read_source(str(path))
+    assert raw.table is None
+    assert _reasons(build_batch(raw)) == {0: "unparseable"}
+
+
+def test_annotated_jsonl_column_path(tmp_path):
+    rows = [
+        {"instruction": "Say hi", "input": "", "output_1": "hi", "output_2": "hello", "preference": 1.9},
+        {"instruction": "Add", "input": "2+2", "output_1": "4", "output_2": "5", "preference": 1},
+        {"instruction": "Tie", "input": None, "output_1": "x", "output_2": "y", "preference": 1.5},
+        {"instruction": "Bad", "input": None, "output_1": "x", "output_2": "y", "preference": 2.5},
+        {"instruction": "None", "input": None, "output_1": "x", "output_2": "y", "preference": None},
+    ]  # fmt: skip
+    src = str(write_jsonl(tmp_path / "ann.jsonl", rows))
+    raw = read_source(src)
+    assert raw.table is not None
+    batch = build_batch(raw)
+    assert batch.format == "annotated"
+    got = triples(batch)
+    assert got[0][:3] == ("Say hi", "hello", "hi") and got[0][3] == pytest.approx(0.9)
+    assert got[1:] == [("Add\n\n2+2", "4", "5", 1.0), ("Tie", "x", "y", 0.5)]
+    assert _reasons(batch) == {3: "invalid_label", 4: "invalid_label"}
+    slow = build_batch(read_source(src, columnar=False))
+    assert batch.quarantine.equals(slow.quarantine)
+    assert batch.pairs.drop("provenance").equals(slow.pairs.drop("provenance"))
+
+
+_any_line = st.one_of(_line, st.sampled_from([b"null", b" null ", b"{}", b"\xef\xbb\xbf{}"]))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(_any_line, min_size=1, max_size=30))
+def test_column_and_record_paths_agree(tmp_path, lines):
+    """Same pairs, same quarantine, whichever reader takes a file. Provenance may differ
+    only in keys a row lacks (the column path cannot tell them from nulls)."""
+    path = tmp_path / "mix.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    fast = build_batch(read_source(str(path)), fmt="explicit")
+    slow = build_batch(read_source(str(path), columnar=False), fmt="explicit")
+    assert fast.quarantine.equals(slow.quarantine)
+    assert fast.pairs.drop("provenance").equals(slow.pairs.drop("provenance"))

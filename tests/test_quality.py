@@ -130,6 +130,12 @@ def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
     [
         (lambda df: set_row(df, 1, rejected_id=df["chosen_id"][1]),
          ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]"]),
+        # Both ids null: the row condition that speeds this check up must still see the row.
+        (lambda df: set_row(df, 2, chosen_id=None, rejected_id=None),
+         ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]",
+          "expect_column_values_to_not_be_null[chosen_id]",
+          "expect_column_values_to_not_be_null[rejected_id]"]),
+        (lambda df: set_row(df, 2, chosen_id=None), ["expect_column_values_to_not_be_null[chosen_id]"]),
         (lambda df: set_row(df, 0, split="dev"), ["expect_column_values_to_be_in_set[split]"]),
         (lambda df: set_row(df, 3, prompt_id=df["prompt_id"][3].upper()),
          ["expect_column_values_to_match_regex[prompt_id]"]),
@@ -144,7 +150,7 @@ def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
          ["expect_column_values_to_be_in_set[split]", "expect_column_values_to_not_be_null[split]",
           "expect_table_columns_to_match_set"]),
     ],
-    ids=["chosen_is_rejected", "split", "uppercase_id", "short_id", "empty_text", "negative_row",
+    ids=["chosen_is_rejected", "both_ids_null", "one_id_null", "split", "uppercase_id", "short_id", "empty_text", "negative_row",
          "null_row", "null_label", "all_ties", "missing_column"],
 )  # fmt: skip
 def test_each_defect_fails_exactly_its_expectation(context_dir, tmp_path, defect, expected):

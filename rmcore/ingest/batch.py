@@ -11,12 +11,15 @@ invalid_split, duplicate_pair.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import polars as pl
 
 from rmcore.ingest.formats import (
+    COLUMN_MAPS,
     CONSUMED_KEYS,
     EXTRACTORS,
     FORMATS,
@@ -72,28 +75,40 @@ class IngestBatch:
         return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
 
-def _extract(
-    raw: RawRecords, fmt: str, ranked_mode: str, default_split: str
+CANDIDATE_SCHEMA = {
+    "source_row": pl.Int64,
+    "prompt": pl.Utf8,
+    "chosen": pl.Utf8,
+    "rejected": pl.Utf8,
+    "label": pl.Float64,
+    "split": pl.Utf8,
+    "provenance": pl.Utf8,
+}
+_REJECT_SCHEMA = {k: QUARANTINE_SCHEMA[k] for k in ("source_row", "reason", "message")}
+
+
+def _parse_failures(raw: RawRecords) -> pl.DataFrame:
+    """Rows that never became records (undecodable or unparseable)."""
+    failed = [(i, e, raw.rows.messages[i]) for i, e in enumerate(raw.rows.errors) if e]
+    return pl.DataFrame(failed, schema=_REJECT_SCHEMA, orient="row")
+
+
+def _extract_records(
+    rows: Iterable[tuple[int, dict[str, Any]]], fmt: str, ranked_mode: str, default_split: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Run the format's extractor on every parsed record. Per-record Python is confined to
-    this step because type checks need the Python values."""
+    """(candidates, rejects) from the format's extractor, record by record: the path for
+    formats without a column-wise twin and for rows whose types the twin cannot take."""
     extractor, consumed = EXTRACTORS[fmt], CONSUMED_KEYS[fmt]
-    cols: dict[str, list] = {
-        k: []
-        for k in ("source_row", "prompt", "chosen", "rejected", "label", "split", "provenance")
-    }
-    q_rows, q_reasons, q_messages = [], [], []
-    for i, rec in enumerate(raw.records):
-        if rec is None:
-            q_rows.append(i), q_reasons.append(raw.errors[i]), q_messages.append(raw.messages[i])
-            continue
+    cols: dict[str, list] = {k: [] for k in CANDIDATE_SCHEMA}
+    rejects = []
+    for i, rec in rows:
         try:
             pairs = extractor(rec, ranked_mode)
-            split = rec.get("split", default_split)
+            split = default_split if rec.get("split") is None else rec["split"]
             if not isinstance(split, str):
                 raise Reject("invalid_split", f"split must be a string, got {type(split).__name__}")
         except Reject as rej:
-            q_rows.append(i), q_reasons.append(rej.reason), q_messages.append(rej.message)
+            rejects.append((i, rej.reason, rej.message))
             continue
         extra = {k: v for k, v in rec.items() if k not in consumed}
         prov = (
@@ -101,29 +116,47 @@ def _extract(
             if extra
             else None
         )
-        for prompt, chosen, rejected, label in pairs:
-            cols["source_row"].append(i)
-            cols["prompt"].append(prompt)
-            cols["chosen"].append(chosen)
-            cols["rejected"].append(rejected)
-            cols["label"].append(label)
-            cols["split"].append(split)
-            cols["provenance"].append(prov)
-    schema = {
-        "source_row": pl.Int64,
-        "prompt": pl.Utf8,
-        "chosen": pl.Utf8,
-        "rejected": pl.Utf8,
-        "label": pl.Float64,
-        "split": pl.Utf8,
-        "provenance": pl.Utf8,
-    }
-    candidates = pl.DataFrame(cols, schema=schema)
-    early = pl.DataFrame(
-        {"source_row": q_rows, "reason": q_reasons, "message": q_messages},
-        schema={k: QUARANTINE_SCHEMA[k] for k in ("source_row", "reason", "message")},
+        for pair in pairs:
+            for key, value in zip(CANDIDATE_SCHEMA, (i, *pair, split, prov), strict=True):
+                cols[key].append(value)
+    return (
+        pl.DataFrame(cols, schema=CANDIDATE_SCHEMA),
+        pl.DataFrame(rejects, schema=_REJECT_SCHEMA, orient="row"),
     )
-    return candidates, early
+
+
+def _split_col(schema: pl.Schema, default_split: str) -> tuple[pl.Expr, pl.Expr]:
+    """(split, rows whose split the record path would reject as not a string)."""
+    dtype = schema.get("split")
+    if dtype == pl.String:
+        return pl.col("split").fill_null(default_split), pl.lit(False)
+    bad = pl.lit(False) if dtype in (None, pl.Null) else pl.col("split").is_not_null()
+    return pl.lit(default_split), bad
+
+
+def _extract_columns(
+    table: pl.DataFrame, fmt: str, ranked_mode: str, default_split: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(candidates, rejects) with polars expressions over typed columns; rows the column map
+    does not call clean (wrong or missing types, odd labels) go through `_extract_records`."""
+    mapping = COLUMN_MAPS[fmt](table.schema)
+    split, bad_split = _split_col(table.schema, default_split)
+    extra = [c for c in table.columns if c not in CONSUMED_KEYS[fmt]]
+    prov = pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.Utf8)
+    clean = (mapping.clean & ~bad_split).fill_null(False)
+    values = (pl.int_range(pl.len()), *mapping.pair, split, prov)
+    mapped = table.select(
+        *(v.alias(k) for k, v in zip(CANDIDATE_SCHEMA, values, strict=True)), clean.alias("_clean")
+    )
+    is_clean = mapped["_clean"]
+    others = zip(
+        mapped.filter(~is_clean)["source_row"].to_list(),
+        table.filter(~is_clean).to_dicts(),
+        strict=True,
+    )
+    slow, rejects = _extract_records(others, fmt, ranked_mode, default_split)
+    fast = mapped.filter(is_clean).drop("_clean").cast(CANDIDATE_SCHEMA)
+    return pl.concat([fast, slow]).sort("source_row", maintain_order=True), rejects
 
 
 def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
@@ -134,7 +167,7 @@ def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
         pl.col("split").str.to_lowercase().replace(SPLIT_ALIASES),
     )
     too_long = pl.any_horizontal(pl.col(c).str.len_chars() > max_chars for c in texts)
-    empty = pl.any_horizontal(pl.col(c).str.len_chars() == 0 for c in texts)
+    empty = pl.any_horizontal(pl.col(c).str.len_bytes() == 0 for c in texts)
     bad_label = pl.col("label").is_nan() | (pl.col("label") < 0) | (pl.col("label") > 1)
     reason = (
         pl.when(empty).then(pl.lit("empty_text"))
@@ -146,12 +179,10 @@ def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     df = df.with_columns(reason.alias("reason"))
     # A row is quarantined whole if any of its pairs fails (ranked lists make several pairs).
     df = df.with_columns(pl.col("reason").drop_nulls().first().over("source_row").alias("reason"))
-    # Duplicates are judged among rows that are otherwise good: the first occurrence wins.
-    dup = (
-        pl.col("reason").is_null()
-        & pl.struct(texts).is_duplicated()
-        & ~pl.struct(texts).is_first_distinct()
-    )
+    # Duplicates are judged among rows that are otherwise good: the first good occurrence
+    # wins, so a bad earlier row with the same texts cannot take a valid row down with it.
+    ok = pl.col("reason").is_null()
+    dup = ok & ~pl.struct(texts).is_first_distinct().over(ok)
     df = df.with_columns(
         pl.when(dup).then(pl.lit("duplicate_pair")).otherwise(pl.col("reason")).alias("reason")
     )
@@ -169,14 +200,19 @@ def build_batch(
 ) -> IngestBatch:
     """Canonical pairs and quarantine rows for one source. `namespace` (e.g. "name@version")
     goes into each pair id so the same pair in two dataset versions keeps two ids."""
-    fmt = fmt or detect_format(raw.records)
+    fmt = fmt or detect_format(raw.iter_records())
     if fmt not in FORMATS:
         raise FormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if ranked_mode not in RANKED_MODES:
         raise FormatError(
             f"unknown ranked mode {ranked_mode!r}; expected one of {', '.join(RANKED_MODES)}"
         )
-    candidates, early = _extract(raw, fmt, ranked_mode, default_split)
+    if raw.table is not None and fmt in COLUMN_MAPS:
+        candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
+    else:
+        records = ((i, r) for i, r in enumerate(raw.records) if r is not None)
+        candidates, early = _extract_records(records, fmt, ranked_mode, default_split)
+        early = pl.concat([_parse_failures(raw), early])
     checked = _check(candidates, max_chars)
 
     bad = checked.filter(pl.col("reason").is_not_null()).unique(

@@ -20,6 +20,9 @@ plain text; a multi-turn context is rendered as turns joined by a blank line, ea
 
 Extraction is a small function per record (type checks need the Python values; see
 sources.py for why polars cannot see wrong types); all text checks after it are vectorized.
+For sources read as typed columns, `explicit` and `annotated` also have a column-wise twin
+(`COLUMN_MAPS`): it takes the rows whose types are exactly what the extractor accepts, and
+leaves every other row to the extractor, so reject reasons and messages have one source.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
+
+import polars as pl
+
+from rmcore.textnorm import WHITESPACE
 
 FORMATS = ("explicit", "implicit", "conversational", "annotated", "ranked")
 RANKED_MODES = ("best-vs-worst", "all-pairs")
@@ -251,4 +258,67 @@ CONSUMED_KEYS = {
     "conversational": {"prompt", "chosen", "rejected", "label", "split"},
     "annotated": {"instruction", "input", "output_1", "output_2", "preference", "split"},
     "ranked": {"prompt", "instruction", "completions", "split"},
+}
+
+
+# ----------------------------------------------------------------------------- column-wise twins
+class ColumnMap(NamedTuple):
+    """`clean`: the rows the expressions map exactly as the extractor would (null counts as
+    not clean); `pair`: prompt, chosen, rejected, label expressions for those rows."""
+
+    clean: pl.Expr
+    pair: tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]
+
+
+def _text_col(schema: pl.Schema, key: str) -> pl.Expr:
+    """`key` where `_text` accepts it (a string), null elsewhere."""
+    return pl.col(key) if schema.get(key) == pl.String else pl.lit(None, dtype=pl.String)
+
+
+def _number_col(schema: pl.Schema, key: str) -> tuple[pl.Expr, pl.Expr]:
+    """(`key` as a float where `_probability` accepts it, rows holding some other non-null type)."""
+    dtype = schema.get(key)
+    if dtype is None or dtype == pl.Null:
+        return pl.lit(None, dtype=pl.Float64), pl.lit(False)
+    if dtype.is_integer() or dtype.is_float():
+        return pl.col(key).cast(pl.Float64), pl.lit(False)
+    return pl.lit(None, dtype=pl.Float64), pl.col(key).is_not_null()
+
+
+def _explicit_columns(schema: pl.Schema) -> ColumnMap:
+    texts = [_text_col(schema, k) for k in ("prompt", "chosen", "rejected")]
+    label, not_a_number = _number_col(schema, "label")
+    clean = pl.all_horizontal(t.is_not_null() for t in texts) & ~not_a_number
+    return ColumnMap(clean, (*texts, label.fill_null(1.0)))  # type: ignore[arg-type]
+
+
+def _annotated_columns(schema: pl.Schema) -> ColumnMap:
+    instruction, out1, out2 = (
+        _text_col(schema, k) for k in ("instruction", "output_1", "output_2")
+    )
+    pref, _ = _number_col(schema, "preference")
+    clean = (
+        pl.all_horizontal(t.is_not_null() for t in (instruction, out1, out2))
+        & pref.is_between(1.0, 2.0)
+        & ~pref.is_nan()
+    )
+    given = _text_col(schema, "input")
+    has_input = given.str.strip_chars(WHITESPACE) != ""
+    prompt = pl.when(has_input).then(instruction + "\n\n" + given).otherwise(instruction)
+    p2 = pref - 1.0  # P(output_2 better); a tie stays (output_1, output_2, 0.5)
+    second = p2 > 0.5
+    return ColumnMap(
+        clean,
+        (
+            prompt,
+            pl.when(second).then(out2).otherwise(out1),
+            pl.when(second).then(out1).otherwise(out2),
+            pl.when(second).then(p2).otherwise(1.0 - p2),
+        ),
+    )
+
+
+COLUMN_MAPS: dict[str, Callable[[pl.Schema], ColumnMap]] = {
+    "explicit": _explicit_columns,
+    "annotated": _annotated_columns,
 }
