@@ -55,9 +55,17 @@ def sha256_series(values: pl.Series) -> pl.Series:
     return values.replace_strict(uniq, digests, return_dtype=pl.Utf8)
 
 
-def pair_ids(namespace: str, frame: pl.DataFrame) -> pl.Series:
-    """Content-addressed pair ids: sha256(namespace, prompt_id, chosen_id, rejected_id)."""
+def pair_ids(namespace: str, frame: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.Series:
+    """Content-addressed pair ids: sha256(namespace, prompt_id, chosen_id, rejected_id, *extra).
+    `extra` names columns that are part of a pair's identity (e.g. the label of derived pairs)."""
     key = pl.concat_str(
-        [pl.lit(namespace), "prompt_id", "chosen_id", "rejected_id"], separator="\x1f"
+        [
+            pl.lit(namespace),
+            "prompt_id",
+            "chosen_id",
+            "rejected_id",
+            *(pl.col(c).cast(pl.Utf8) for c in extra),
+        ],
+        separator="\x1f",
     )
     return sha256_series(frame.select(key).to_series())

@@ -123,9 +123,9 @@ def augment_rrm(
     out = rrm_augment(cands.select("pair_id", "prompt_id", "chosen_id", "rejected_id"), seed=definition.seed,
                       keep_fraction=definition.keep_fraction, reference_gap=ref)  # fmt: skip
     aug = out.pairs.with_columns(pl.format('{{"rrm_kind": "{}"}}', "rrm_kind").alias("provenance"))
-    aug = aug.with_columns(pair_ids(f"rrm@{dataset_id}", aug).alias("pair_id")).unique(
-        "pair_id", keep="first", maintain_order=True
-    )
+    aug = aug.with_columns(
+        pair_ids(f"rrm@{dataset_id}", aug, extra=("label",)).alias("pair_id")
+    ).unique("pair_id", keep="first", maintain_order=True)
     logger().info("RRM augmentation: %s", out.counts)
     return aug, out.counts
 

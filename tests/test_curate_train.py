@@ -140,6 +140,52 @@ def test_rrm_pairs_are_stored_with_provenance(scored):
     assert q(wh, "SELECT count(*) FROM pairs") == before
 
 
+def test_rrm_filter_keeps_only_pairs_the_reference_gets_wrong_or_is_unsure_of(scored):
+    from flows.curate import curate_flow
+    from tasks.score import reference_scorer, score_combos
+
+    wh = scored["wh"]
+    full = curate_flow(name="rrm-all", dataset="toy", augment="rrm", seed=4, warehouse=wh)
+    kept = curate_flow(
+        name="rrm-unsure", dataset="toy", augment="rrm", rrm_filter=True, seed=4, warehouse=wh
+    )
+    assert 0 < kept["n_augmented"] < full["n_augmented"]
+    aug = pl.DataFrame(
+        q(wh, "SELECT prompt_id, chosen_id, rejected_id, label FROM v_curated WHERE curated_set_id = ? AND augmentation = 'rrm'",
+          [kept["curated_set_id"]]),
+        schema=["prompt_id", "chosen_id", "rejected_id", "label"], orient="row",
+    )  # fmt: skip
+    scorer, encoder_id = reference_scorer(wh, scored["run"])
+    combos = pl.concat(
+        [
+            aug.select("prompt_id", pl.col(c).alias("response_id"))
+            for c in ("chosen_id", "rejected_id")
+        ]
+    ).unique()
+    table = score_combos(wh, scorer, encoder_id, combos)
+    r = {(p, y): v for p, y, v in table.iter_rows()}
+    gap = torch.tensor([r[(p, c)] - r[(p, x)] for p, c, x, _ in aug.iter_rows()])
+    assert ((torch.sigmoid(gap) - torch.tensor(aug["label"].to_list())).abs() >= 0.2 - 1e-6).all()
+
+
+def test_same_triple_with_two_rrm_labels_is_two_pairs():
+    # Regression: prompts shared by several source pairs can make (x, a, b) both a
+    # non-contextual (label 1) and a neutral (label 0.5) augmented pair; the label is part of
+    # the id, so a set never shows another set's label for its pair.
+    from rmcore.textnorm import pair_ids
+
+    frame = pl.DataFrame(
+        {
+            "prompt_id": ["x", "x"],
+            "chosen_id": ["a", "a"],
+            "rejected_id": ["b", "b"],
+            "label": [1.0, 0.5],
+        }
+    )
+    ids = pair_ids("rrm@1", frame, extra=("label",))
+    assert ids[0] != ids[1]
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl", "hf"])
 def test_export_in_trl_explicit_format(scored, tmp_path, fmt):
     from flows.curate import curate_flow
