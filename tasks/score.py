@@ -74,9 +74,10 @@ def load_lm(lm: str, device: str):
     return CausalLMScorer.load(lm, device=device)
 
 
-def _encoder_for(plan: RunPlan):
-    model = load_model(plan.model, plan.device)
-    return model.encoder if isinstance(model, EmbedHeadRewardModel) else load_encoder(plan.device)
+def encoder_of(scorer: RewardScorer, device: str):
+    """The encoder whose cached embeddings a run uses: the embed-head model's own, else
+    the bundled one (for `embedding` importance weights)."""
+    return scorer.encoder if isinstance(scorer, EmbedHeadRewardModel) else load_encoder(device)
 
 
 def _shard_path(run_dir: str, shard: int, suffix: str) -> Path:
@@ -113,7 +114,7 @@ def plan_run(
         pool_ids = sql.dataset_prompt_ids(con, pool_id)
     scorer = load_model(model, dev)
     needs_emb = scorer.backend == "embed-head" or config.weights == "embedding"
-    encoder_id = _encoder_for_ids(scorer, dev) if needs_emb else None
+    encoder_id = encoder_of(scorer, dev).encoder_id if needs_emb else None
     run_key = config.run_key(
         dataset_id=dataset_id, pool_id=pool_id, model_id=scorer.model_id, revision=scorer.revision
     )
@@ -131,9 +132,12 @@ def plan_run(
     n_shards = -(-pairs.height // config.shard_size)
     if run.status != "complete":
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not _shard_path(str(run_dir), 0, "input.parquet").exists():
+        missing = [
+            s for s in range(n_shards) if not _shard_path(str(run_dir), s, "input.parquet").exists()
+        ]
+        if missing:  # sampling is seeded, so a resumed plan writes exactly the same inputs
             planned = scoring.plan_prompts(pairs, pool_ids, config)
-            for s in range(n_shards):
+            for s in missing:
                 chunk = planned.slice(s * config.shard_size, config.shard_size)
                 tmp = _shard_path(str(run_dir), s, "input.parquet.tmp")
                 chunk.write_parquet(tmp)
@@ -143,14 +147,6 @@ def plan_run(
         scorer.revision, scorer.backend, encoder_id, asdict(config), dev, run.status == "complete",
         task_threads,
     )  # fmt: skip
-
-
-def _encoder_for_ids(scorer: RewardScorer, device: str) -> str:
-    return (
-        scorer.encoder.encoder_id
-        if isinstance(scorer, EmbedHeadRewardModel)
-        else load_encoder(device).encoder_id
-    )
 
 
 def ensure_embeddings(
@@ -202,7 +198,12 @@ def embed_texts(warehouse: str | None, plan: RunPlan, progress: bool = False) ->
     ids = pl.concat(
         [inputs["prompt_ids"].explode(), inputs["chosen_id"], inputs["rejected_id"]]
     ).unique()
-    return ensure_embeddings(warehouse, _encoder_for(plan), ids, progress=progress)
+    return ensure_embeddings(
+        warehouse,
+        encoder_of(load_model(plan.model, plan.device), plan.device),
+        ids,
+        progress=progress,
+    )
 
 
 def _gpu_slot(device: str):
@@ -386,8 +387,7 @@ def reference_scorer(
             revision,
             scorer.revision,
         )
-    encoder_id = scorer.encoder.encoder_id if isinstance(scorer, EmbedHeadRewardModel) else None
-    return scorer, encoder_id
+    return scorer, (scorer.encoder.encoder_id if isinstance(scorer, EmbedHeadRewardModel) else None)
 
 
 def score_combos(
