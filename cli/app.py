@@ -97,7 +97,7 @@ def ingest(
 
     try:
         summary = ingest_flow(source=source, name=name, fmt=fmt, kind=kind, warehouse=warehouse, reports_dir=reports,
-                              ranked_mode=ranked_mode, default_split=split, max_chars=max_chars)  # fmt: skip
+                              ranked_mode=ranked_mode, default_split=split, max_chars=max_chars, progress=True)  # fmt: skip
     except (SourceError, FormatError, WarehouseBusy, QualityFailed) as err:
         _fail(str(err), 1)
     _print_ingest(summary)

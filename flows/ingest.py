@@ -50,6 +50,7 @@ def ingest_flow(
     max_chars: int = DEFAULT_MAX_CHARS,
     hf_split: str | None = None,
     quality: bool = True,
+    progress: bool = False,
 ) -> dict:
     """Ingest one source version. Unchanged content (same hash) is a no-op; changed content
     becomes a new version. Fails if input rows != stored + quarantined, or if a batch-level
@@ -74,7 +75,14 @@ def ingest_flow(
             "hf_split": hf_split,
         }
         summary = parse_validate_store(
-            warehouse, uri=source, kind=kind, fmt=fmt, name=name, digest=digest, options=options
+            warehouse,
+            uri=source,
+            kind=kind,
+            fmt=fmt,
+            name=name,
+            digest=digest,
+            options=options,
+            progress=progress,
         )
     if (
         quality and summary.status == "ingested"

@@ -70,6 +70,7 @@ def parse_validate_store(
     name: str,
     digest: str,
     options: dict,
+    progress: bool = False,
 ) -> IngestSummary:
     """Read, canonicalize and validate in memory, then write the whole batch in one short
     transaction: a crash leaves no half-ingested version behind."""
@@ -84,6 +85,7 @@ def parse_validate_store(
         ranked_mode=options.get("ranked_mode", "best-vs-worst"),
         default_split=options.get("default_split", "train"),
         max_chars=options.get("max_chars", 100_000),
+        progress=progress,
     )
     with transaction(warehouse) as con:
         row = sql.create_version(

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+from tqdm.auto import tqdm
 
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
@@ -197,9 +198,11 @@ def build_batch(
     ranked_mode: str = "best-vs-worst",
     default_split: str = "train",
     max_chars: int = DEFAULT_MAX_CHARS,
+    progress: bool = False,
 ) -> IngestBatch:
     """Canonical pairs and quarantine rows for one source. `namespace` (e.g. "name@version")
-    goes into each pair id so the same pair in two dataset versions keeps two ids."""
+    goes into each pair id so the same pair in two dataset versions keeps two ids.
+    `progress` shows a bar over the record-by-record path (the slow one on big files)."""
     fmt = fmt or detect_format(raw.iter_records())
     if fmt not in FORMATS:
         raise FormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -210,7 +213,14 @@ def build_batch(
     if raw.table is not None and fmt in COLUMN_MAPS:
         candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
     else:
-        records = ((i, r) for i, r in enumerate(raw.records) if r is not None)
+        bar = tqdm(
+            enumerate(raw.records),
+            total=len(raw),
+            desc="checking rows",
+            unit="row",
+            disable=not progress,
+        )
+        records = ((i, r) for i, r in bar if r is not None)
         candidates, early = _extract_records(records, fmt, ranked_mode, default_split)
         early = pl.concat([_parse_failures(raw), early])
     checked = _check(candidates, max_chars)
