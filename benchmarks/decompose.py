@@ -28,15 +28,15 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rmcurate-bench-prefect-"))
 
 import numpy as np
 import torch
-from decompose_solver import SCENARIOS, solver_benchmark  # sibling script in benchmarks/
+from decompose_solver import SCENARIOS, solver_benchmark
+
+from cli import env
+
+env.configure()  # before any Prefect import: analytics off, start-up timeout, quiet logs
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
