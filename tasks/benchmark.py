@@ -14,6 +14,7 @@ from tasks.score import load_model, score_combos
 from warehouse import benchmarks as sql
 from warehouse import catalog
 from warehouse.connection import reader, transaction
+from warehouse.curation import split_pairs
 
 
 @task(name="load-test-pairs", cache_policy=NO_CACHE)
@@ -22,7 +23,7 @@ def load_test_pairs(
 ) -> tuple[int, pl.DataFrame]:
     with reader(warehouse) as con:
         dataset_id = catalog.resolve_dataset(con, dataset)
-        test = sql.test_pairs(con, dataset_id, split)
+        test = split_pairs(con, dataset_id, split)
     if test.height == 0:
         raise ValueError(f"{dataset!r} has no {split!r} pairs to benchmark on")
     extra = [pl.col("provenance").str.json_path_match(f"$.{g}").alias(g) for g in group_by]

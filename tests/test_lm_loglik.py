@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rmcore.lm_loglik import CausalLMScorer
+from tests.test_models import byte_bpe_tokenizer
 
-CORPUS = [
-    "the quick brown fox jumps over the lazy dog",
-    "what is the capital of france? paris is the capital.",
-    "write a haiku about autumn leaves falling slowly",
-]
 PROMPTS = ["What is the capital of France?", "Write a haiku.", "hi", "the fox " * 12]
 RESPONSES = ["Paris.", "Leaves fall slowly,\nthe fox sleeps.", "hello there friend", "jumps"]
 CHAT_TEMPLATE = (
@@ -25,19 +20,8 @@ CHAT_TEMPLATE = (
 
 
 def save_tiny_lm(folder: Path, chat_template: str | None = None) -> Path:
-    """A random 2-layer GPT-2 LM with a byte-level BPE tokenizer trained offline."""
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tk.train_from_iterator(CORPUS * 4, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
+    """A random 2-layer GPT-2 LM with the byte-level BPE tokenizer of test_models."""
+    tokenizer = byte_bpe_tokenizer()
     tokenizer.chat_template = chat_template
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64)

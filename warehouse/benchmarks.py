@@ -11,16 +11,6 @@ import polars as pl
 from warehouse.connection import frame
 
 
-def test_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.DataFrame:
-    """Held-out pairs with texts, lengths and provenance."""
-    return frame(
-        con,
-        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, chosen_chars, rejected_chars,"
-        " provenance FROM v_pairs WHERE dataset_id = ? AND split = ? AND augmentation IS NULL ORDER BY pair_id",
-        [dataset_id, split],
-    )
-
-
 def create_run(
     con: duckdb.DuckDBPyConnection,
     *,
