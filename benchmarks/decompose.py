@@ -160,7 +160,7 @@ def build_classifier(folder: Path, arch: str, size: str = "tiny", seed: int = 0)
         Qwen2Config,
     )
 
-    from rmcore.encoder import bundled_model_dir
+    from rmcore.models.encoder import bundled_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
     if arch == "bert":

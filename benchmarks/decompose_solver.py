@@ -25,7 +25,7 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from rmcore.solver import solve_free_gap
+from rmcore.decomposition.solver import solve_free_gap
 
 TOL = 1e-8
 SCENARIOS = ("uniform", "uniform, 1% extreme rows", "softmax weights")

@@ -127,7 +127,7 @@ class PeakMemory:
 
 def run_ours(folder: str, data: dict, args: argparse.Namespace) -> dict[str, float]:
     from rmcore.models.joint import JointRewardModel
-    from rmcore.train import TextPairs, TrainConfig, train_joint
+    from rmcore.training import TextPairs, TrainConfig, train_joint
 
     device = torch.device(args.device)
     model = JointRewardModel.load(folder, device=device, max_length=args.max_length)

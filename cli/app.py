@@ -506,7 +506,7 @@ def rewardbench(
     output: OutputOpt = "table",
 ) -> None:
     """Score a RewardBench-format file with the official aggregation."""
-    from rmcore import rewardbench as rb
+    from rmcore.evaluation import rewardbench as rb
     from rmcore.models.loading import load_scorer
 
     scorer = load_scorer(model, device=device)

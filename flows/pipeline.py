@@ -19,7 +19,7 @@ from flows.curate import curate_flow
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.train import train_flow
-from rmcore.report import compare, summary_table, write_report
+from rmcore.evaluation.report import compare, summary_table, write_report
 from tasks.common import current_flow_run_id
 from warehouse import benchmarks as bsql
 from warehouse import catalog

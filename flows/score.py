@@ -16,7 +16,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm.auto import tqdm
 
-from rmcore.scoring import ScoringConfig
+from rmcore.decomposition.scoring import ScoringConfig
 from tasks.common import logger
 from tasks.score import (
     RunPlan,

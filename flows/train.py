@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from rmcore.train import TrainConfig
+from rmcore.training import TrainConfig
 from tasks.common import logger
 from tasks.train import config_dict, config_digest, find_model, fit, load_training_data, register
 

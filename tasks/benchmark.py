@@ -7,8 +7,8 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rmcore.evaluate import evaluate_pairs, prompt_swap_rows
-from rmcore.metrics import make_prompt_swap_pairs
+from rmcore.evaluation.evaluate import evaluate_pairs, prompt_swap_rows
+from rmcore.evaluation.metrics import make_prompt_swap_pairs
 from tasks.common import current_flow_run_id
 from tasks.score import load_model, score_combos
 from warehouse import benchmarks as sql

@@ -19,10 +19,10 @@ import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rmcore import scoring
+from rmcore.decomposition import scoring
+from rmcore.decomposition.scoring import ScoringConfig
 from rmcore.models.base import RewardScorer, pick_device
 from rmcore.models.embed_head import EmbedHeadRewardModel
-from rmcore.scoring import ScoringConfig
 from tasks.common import current_flow_run_id, logger
 from warehouse import catalog
 from warehouse import scoring as sql
@@ -62,14 +62,14 @@ def load_model(model: str, device: str) -> RewardScorer:
 
 @functools.lru_cache(maxsize=2)
 def load_encoder(device: str):
-    from rmcore.encoder import load_encoder as load
+    from rmcore.models.encoder import load_encoder as load
 
     return load(BUNDLED_ENCODER, device=device)
 
 
 @functools.lru_cache(maxsize=2)
 def load_lm(lm: str, device: str):
-    from rmcore.lm_loglik import CausalLMScorer
+    from rmcore.models.lm_loglik import CausalLMScorer
 
     return CausalLMScorer.load(lm, device=device)
 

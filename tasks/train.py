@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from rmcore.models.base import pick_device
-from rmcore.train import (
+from rmcore.training import (
     EmbedPairs,
     TextPairs,
     TrainConfig,
@@ -140,7 +140,7 @@ def fit(
 
 
 def _encoder(name: str, device: str):
-    from rmcore.encoder import load_encoder as load
+    from rmcore.models.encoder import load_encoder as load
 
     return load(name, device=device)
 

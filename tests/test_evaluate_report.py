@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rmcore.evaluate import both_orientations, evaluate_pairs, prompt_swap_rows
-from rmcore.report import compare, summary_table, write_report
+from rmcore.evaluation.evaluate import both_orientations, evaluate_pairs, prompt_swap_rows
+from rmcore.evaluation.report import compare, summary_table, write_report
 
 
 def tiny_test() -> pl.DataFrame:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from rmcore.lm_loglik import CausalLMScorer
+from rmcore.models.lm_loglik import CausalLMScorer
 from tests.test_models import byte_bpe_tokenizer
 
 PROMPTS = ["What is the capital of France?", "Write a haiku.", "hi", "the fox " * 12]

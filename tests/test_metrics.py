@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rmcore.metrics import (
+from rmcore.evaluation.metrics import (
     bootstrap_ci,
     calibration_curve,
     expected_calibration_error,

@@ -22,7 +22,6 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from rmcore.encoder import BUNDLED_ID, BUNDLED_SHA256, bundled_model_dir, load_encoder
 from rmcore.models.base import (
     BatchBudget,
     RewardScorer,
@@ -31,6 +30,7 @@ from rmcore.models.base import (
     pick_device,
 )
 from rmcore.models.embed_head import EmbedHeadRewardModel, HeadConfig, RewardHead, dedupe
+from rmcore.models.encoder import BUNDLED_ID, BUNDLED_SHA256, bundled_model_dir, load_encoder
 from rmcore.models.joint import JointRewardModel
 from rmcore.models.loading import detect_backend, load_scorer
 

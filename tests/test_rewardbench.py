@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rmcore.rewardbench import (
+from rmcore.evaluation.rewardbench import (
     OFFICIAL_EXAMPLE_COUNTS,
     SECTIONS,
     best_of_n_credit,

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmcore.sampling import sample_prompts
-from rmcore.weights import (
+from rmcore.decomposition.sampling import sample_prompts
+from rmcore.decomposition.weights import (
     effective_sample_size,
     embedding_log_weights,
     lm_log_weights,

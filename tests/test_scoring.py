@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from rmcore import demo, scoring
-from rmcore.scoring import ScoringConfig
+from rmcore import demo
+from rmcore.decomposition import scoring
+from rmcore.decomposition.scoring import ScoringConfig
 from rmcore.textnorm import text_id
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from rmcore.report import summary_table, write_report
+from rmcore.evaluation.report import summary_table, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

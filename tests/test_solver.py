@@ -14,7 +14,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from torch import Tensor
 
-from rmcore.solver import solve_free_gap
+from rmcore.decomposition.solver import solve_free_gap
 
 TOL = 1e-8
 EPS = np.finfo(np.float64).eps

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from rmcore.models.embed_head import HeadConfig, RewardHead
 from rmcore.models.joint import JointRewardModel
-from rmcore.train import (
+from rmcore.training import (
     EmbedPairs,
     TextPairs,
     TrainConfig,

@@ -1,13 +1,13 @@
-"""Reward-model backends.
+"""Reward models and the text models they are built on.
 
 - `base`: the `RewardScorer` protocol and what every backend shares (device, batching, ids);
+- `render`: the one rendering of (prompt, response) that every model and the LM weights read;
+- `encoder`: the bundled sentence encoder (embeddings per distinct text, cached by callers);
 - `embed_head`: `EmbedHeadRewardModel`, an MLP on cached sentence embeddings (cheap);
-- `joint`: `JointRewardModel`, any sequence classifier reading prompt and response together.
+- `joint`: `JointRewardModel`, any sequence classifier reading prompt and response together;
+- `lm_loglik`: `CausalLMScorer`, per-token log-likelihoods for importance weights;
+- `loading`: the safe `from_pretrained` path and backend detection.
 
-Only `base` is re-exported here: `rmcore.encoder` imports `base`, and `embed_head`
-imports `rmcore.encoder`, so importing `embed_head` from this file would be circular.
+Import the module you need (`from rmcore.models.joint import JointRewardModel`): the
+backends pull in transformers, so this package imports nothing eagerly.
 """
-
-from rmcore.models.base import RewardScorer, pick_device
-
-__all__ = ["RewardScorer", "pick_device"]

@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import load_file, save, save_file
 from torch import nn
 
-from rmcore.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
 from rmcore.models.base import short_hash
+from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
 
 BACKEND = "embed-head"
 WEIGHTS = "model.safetensors"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from rmcore.encoder import load_encoder
 from rmcore.models.base import RewardScorer
 from rmcore.models.embed_head import BACKEND as EMBED_HEAD
 from rmcore.models.embed_head import EmbedHeadRewardModel
+from rmcore.models.encoder import load_encoder
 from rmcore.models.joint import JointRewardModel
 
 UNTRAINED_HEAD = "bundled-head"

@@ -1,1 +1,29 @@
-"""Reward-model training; the public entry point is :mod:`rmcore.train`."""
+"""Weighted soft-label Bradley-Terry training for rmcurate's two reward models.
+
+    config = TrainConfig(epochs=3, lr=2e-5, batch_size=16)
+    result = train_joint(model, train_pairs, val_pairs, config)   # or train_embed_head(head, ...)
+    save_trained("runs/rm-1", result, card={"curated_set": "...", "rule": "..."})
+
+The loss is METHOD.md's prioritized BT loss sum_i a_i CE_i / sum_i a_i (see ``bt_loss``);
+this package is the one entry point; its modules hold one idea each: loss, config, loop, the two
+trainers and saving.
+"""
+
+from rmcore.training.config import EmbedPairs, TextPairs, TrainConfig, TrainResult
+from rmcore.training.embed import train_embed_head
+from rmcore.training.joint import train_joint
+from rmcore.training.loss import bt_loss, pair_accuracy, soft_bt_nll
+from rmcore.training.save import save_trained
+
+__all__ = [
+    "EmbedPairs",
+    "TextPairs",
+    "TrainConfig",
+    "TrainResult",
+    "bt_loss",
+    "pair_accuracy",
+    "save_trained",
+    "soft_bt_nll",
+    "train_embed_head",
+    "train_joint",
+]

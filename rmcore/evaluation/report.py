@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from rmcore.evaluate import both_orientations
-from rmcore.metrics import calibration_curve, mean_ci_over_seeds
+from rmcore.evaluation.evaluate import both_orientations
+from rmcore.evaluation.metrics import calibration_curve, mean_ci_over_seeds
 
 HEADLINE = [
     ("preference", "all", "accuracy", "held-out accuracy"),

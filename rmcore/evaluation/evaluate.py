@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from rmcore.metrics import (
+from rmcore.evaluation.metrics import (
     bootstrap_ci,
     expected_calibration_error,
     pairwise_correct,

@@ -19,9 +19,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from rmcore.sampling import sample_prompts
-from rmcore.solver import solve_free_gap
-from rmcore.weights import effective_sample_size, normalize_log_weights
+from rmcore.decomposition.sampling import sample_prompts
+from rmcore.decomposition.solver import solve_free_gap
+from rmcore.decomposition.weights import effective_sample_size, normalize_log_weights
 
 CRITERIA = ("balanced", "logit-mean")
 WEIGHT_METHODS = ("uniform", "lm", "embedding")
