@@ -209,3 +209,17 @@ def latest_model(con: duckdb.DuckDBPyConnection, dataset_id: int) -> str | None:
         [dataset_id],
     ).fetchone()
     return row[0] if row else None
+
+
+def run_model(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> tuple[str, str]:
+    """(model_id, revision) that a scoring run used."""
+    return con.execute(
+        "SELECT model_id, revision FROM scoring_runs WHERE scoring_run_id = ?", [scoring_run_id]
+    ).fetchone()
+
+
+def run_timings(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> dict:
+    (timings,) = con.execute(
+        "SELECT timings FROM scoring_runs WHERE scoring_run_id = ?", [scoring_run_id]
+    ).fetchone()
+    return json.loads(timings or "{}")

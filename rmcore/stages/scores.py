@@ -1,0 +1,175 @@
+"""The model-scoring service every stage shares: one load per model per process, the
+per-text embedding cache, and cached (prompt, response) scores.
+
+Scores live in `rm_scores` keyed by (model, revision, prompt, response), so each
+combination is scored once, ever; embeddings live in `embeddings` keyed by (encoder, text).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+import polars as pl
+import torch
+
+from rmcore.models.base import RewardScorer, pick_device
+from rmcore.models.embed_head import EmbedHeadRewardModel
+from rmcore.models.loading import UNTRAINED_HEAD, load_scorer
+from warehouse import scoring as sql
+from warehouse.connection import reader, transaction
+
+BUNDLED_ENCODER = "bundled"
+log = logging.getLogger("rmcurate")
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(model: str, device: str) -> RewardScorer:
+    """One load per process (shard tasks share it; Dask workers each keep their own)."""
+    return load_scorer(model, device=device)
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(name: str, device: str):
+    from rmcore.models.encoder import load_encoder as load
+
+    return load(name, device=device)
+
+
+@functools.lru_cache(maxsize=2)
+def load_lm(lm: str, device: str):
+    from rmcore.models.lm_loglik import CausalLMScorer
+
+    return CausalLMScorer.load(lm, device=device)
+
+
+def encoder_of(scorer: RewardScorer, device: str):
+    """The encoder whose cached embeddings a run uses: the embed-head model's own, else
+    the bundled one (for `embedding` importance weights)."""
+    if isinstance(scorer, EmbedHeadRewardModel):
+        return scorer.encoder
+    return load_encoder(BUNDLED_ENCODER, device)
+
+
+def embedding_rows(index: dict[str, int], ids: pl.Series) -> torch.Tensor:
+    """Rows of an embedding matrix for text ids; a missing id raises (never row 0)."""
+    missing = ids.filter(~ids.is_in(list(index))).unique()
+    if missing.len():
+        raise KeyError(f"{missing.len()} texts have no cached embedding, e.g. {missing[0]}")
+    return torch.as_tensor(ids.replace_strict(index, return_dtype=pl.Int64).to_numpy().copy())
+
+
+def ensure_embeddings(
+    warehouse: str | None, encoder, ids: pl.Series, *, chunk: int = 2048, progress: bool = False
+) -> dict:
+    """Embed every text among `ids` that the cache lacks, once; short write transactions per
+    chunk so readers are never locked out for long."""
+    from tqdm.auto import tqdm
+
+    with reader(warehouse) as con:
+        missing = sql.missing_embeddings(con, encoder.encoder_id, ids)
+        texts = sql.texts(con, missing)
+    before = encoder.n_forward
+    bar = tqdm(
+        total=texts.height,
+        desc="embedding texts",
+        unit="text",
+        disable=not progress or texts.height == 0,
+    )
+    for start in range(0, texts.height, chunk):
+        part = texts.slice(start, chunk)
+        matrix = encoder.encode(part["text"].to_list()).numpy()
+        with transaction(warehouse) as con:
+            sql.store_embeddings(con, encoder.encoder_id, part["text_id"].to_list(), matrix)
+        bar.update(part.height)
+    bar.close()
+    return {
+        "embedded": texts.height,
+        "cached": ids.n_unique() - texts.height,
+        "forward_passes": encoder.n_forward - before,
+    }
+
+
+def cached_embeddings(
+    warehouse: str | None, encoder_id: str, ids: pl.Series
+) -> tuple[dict[str, int], torch.Tensor]:
+    """(text id -> row, matrix) of cached embeddings for `ids`."""
+    with reader(warehouse) as con:
+        index, matrix = sql.embeddings(con, encoder_id, ids)
+    return index, torch.from_numpy(matrix)
+
+
+def texts_of(warehouse: str | None, ids: pl.Series) -> dict[str, str]:
+    with reader(warehouse) as con:
+        return dict(sql.texts(con, ids).iter_rows())
+
+
+def score_missing(
+    scorer: RewardScorer, encoder_id: str | None, todo: pl.DataFrame, warehouse: str | None
+) -> pl.DataFrame:
+    """Model scores for (prompt_id, response_id) rows missing from the cache."""
+    if todo.height == 0:
+        return todo.with_columns(pl.lit(None, dtype=pl.Float64).alias("score"))
+    if isinstance(scorer, EmbedHeadRewardModel):
+        index, emb = cached_embeddings(
+            warehouse, encoder_id, pl.concat([todo["prompt_id"], todo["response_id"]])
+        )
+        scores = scorer.score_embeddings(
+            emb[embedding_rows(index, todo["prompt_id"])],
+            emb[embedding_rows(index, todo["response_id"])],
+        )
+    else:
+        text = texts_of(warehouse, pl.concat([todo["prompt_id"], todo["response_id"]]))
+        scores = scorer.score(
+            [text[t] for t in todo["prompt_id"].to_list()],
+            [text[t] for t in todo["response_id"].to_list()],
+        )
+    return todo.with_columns(pl.Series("score", scores.double().numpy()))
+
+
+def score_combos(
+    warehouse: str | None, scorer: RewardScorer, encoder_id: str | None, combos: pl.DataFrame
+) -> pl.DataFrame:
+    """(prompt_id, response_id, score) for every combination: cached ones from rm_scores,
+    the rest computed now and added to the cache."""
+    with reader(warehouse) as con:
+        cached = sql.cached_values(con, "rm_scores", scorer.model_id, scorer.revision, combos)
+    todo = combos.join(cached, on=["prompt_id", "response_id"], how="anti")
+    if todo.height and isinstance(scorer, EmbedHeadRewardModel):
+        ensure_embeddings(
+            warehouse, scorer.encoder, pl.concat([todo["prompt_id"], todo["response_id"]]).unique()
+        )
+    fresh = score_missing(scorer, encoder_id, todo, warehouse)
+    if fresh.height:
+        with transaction(warehouse) as con:
+            sql.store_values(con, "rm_scores", scorer.model_id, scorer.revision, fresh)
+    return pl.concat([cached, fresh.select(cached.columns)])
+
+
+def lookup_scores(table: pl.DataFrame, prompt_ids, response_ids) -> np.ndarray:
+    """table["score"] at each (prompt, response), in order; a missing combination raises."""
+    keys = pl.DataFrame({"prompt_id": prompt_ids, "response_id": response_ids})
+    out = keys.join(table, on=["prompt_id", "response_id"], how="left", maintain_order="left")
+    if out["score"].null_count():
+        raise KeyError(f"{out['score'].null_count()} (prompt, response) scores are missing")
+    return out["score"].to_numpy()
+
+
+def reference_scorer(
+    warehouse: str | None, scoring_run_id: int, device: str | None = None
+) -> tuple[RewardScorer, str | None]:
+    """The model a scoring run used, reloaded (for filters that need fresh combinations)."""
+    with reader(warehouse) as con:
+        model_id, revision = sql.run_model(con, scoring_run_id)
+    model = UNTRAINED_HEAD if model_id.startswith(f"{UNTRAINED_HEAD}:") else model_id
+    scorer = load_model(model, str(pick_device(device)))
+    if scorer.revision != revision:
+        log.warning(
+            "model %s changed since scoring run %d (revision %s, now %s)",
+            model_id,
+            scoring_run_id,
+            revision,
+            scorer.revision,
+        )
+    return scorer, (scorer.encoder.encoder_id if isinstance(scorer, EmbedHeadRewardModel) else None)
