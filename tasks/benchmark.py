@@ -14,7 +14,7 @@ from tasks.score import load_model, score_combos
 from warehouse import benchmarks as sql
 from warehouse import catalog
 from warehouse.connection import reader, transaction
-from warehouse.curation import split_pairs
+from warehouse.pairs import split_pairs
 
 
 @task(name="load-test-pairs", cache_policy=NO_CACHE)

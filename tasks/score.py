@@ -24,7 +24,7 @@ from rmcore.decomposition.scoring import ScoringConfig
 from rmcore.models.base import RewardScorer, pick_device
 from rmcore.models.embed_head import EmbedHeadRewardModel
 from tasks.common import current_flow_run_id, logger
-from warehouse import catalog
+from warehouse import catalog, models
 from warehouse import scoring as sql
 from warehouse.connection import reader, transaction, warehouse_path
 
@@ -105,7 +105,7 @@ def plan_run(
     with reader(warehouse) as con:
         dataset_id = catalog.resolve_dataset(con, dataset)
         pool_id = catalog.resolve_dataset(con, pool) if pool else dataset_id
-        model = model or sql.latest_model(con, dataset_id)
+        model = model or models.latest_model(con, dataset_id)
         if model is None:
             raise LookupError(
                 f"no reward model trained on {dataset!r} yet: train one (`rmcurate train`) or pass --model PATH"

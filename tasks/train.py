@@ -27,6 +27,7 @@ from warehouse import catalog, models
 from warehouse import curation as cur
 from warehouse import scoring as sql
 from warehouse.connection import reader, transaction
+from warehouse.pairs import split_pairs
 
 
 @task(name="load-training-data", cache_policy=NO_CACHE)
@@ -53,8 +54,8 @@ def load_training_data(
             if not dataset:
                 raise ValueError("give a curated set or a dataset")
             dataset_id, set_id, rule = catalog.resolve_dataset(con, dataset), None, "uniform"
-            train = cur.split_pairs(con, dataset_id, split)
-        val = cur.split_pairs(con, dataset_id, val_split) if val_split else None
+            train = split_pairs(con, dataset_id, split)
+        val = split_pairs(con, dataset_id, val_split) if val_split else None
     if train.height == 0:
         raise ValueError("no training pairs selected")
     if val is not None and val.height == 0:

@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 DEFAULT_PATH = Path("data") / "rmcurate.duckdb"
 ENV_VAR = "RMCURATE_WAREHOUSE"
@@ -175,3 +177,30 @@ def frame(
     half-read by an earlier `execute(...).fetchone()` would block `sql()`: finish it first."""
     con.complete()
     return pl.from_arrow(con.sql(query, params=params).to_arrow_table())  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def registered(
+    con: duckdb.DuckDBPyConnection, name: str, data: pl.DataFrame | pa.Table
+) -> Iterator[None]:
+    """`data` visible to SQL as the view `name` for the duration of the block (zero copy
+    through Arrow), unregistered even when the block raises."""
+    con.register(name, data.to_arrow() if isinstance(data, pl.DataFrame) else data)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def insert_row(
+    con: duckdb.DuckDBPyConnection, table: str, fields: dict[str, Any], returning: str | None = None
+) -> Any:
+    """INSERT one row of named values (parameters bound; `table` and the column names come
+    from our code, never from users); returns the `returning` column when asked."""
+    cols = ", ".join(fields)
+    marks = ", ".join("?" for _ in fields)
+    query = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
+    if returning:
+        return con.execute(f"{query} RETURNING {returning}", list(fields.values())).fetchone()[0]
+    con.execute(query, list(fields.values()))
+    return None

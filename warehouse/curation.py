@@ -108,17 +108,6 @@ def members(con: duckdb.DuckDBPyConnection, set_id: int) -> pl.DataFrame:
     )
 
 
-def split_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.DataFrame:
-    """Source pairs of one split with texts, lengths and provenance (validation data for
-    training, held-out data for benchmarks)."""
-    return frame(
-        con,
-        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, 1.0 AS weight, split,"
-        " chosen_chars, rejected_chars, augmentation, provenance FROM v_pairs WHERE dataset_id = ? AND split = ? AND augmentation IS NULL ORDER BY pair_id",
-        [dataset_id, split],
-    )
-
-
 def list_sets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return frame(
         con,

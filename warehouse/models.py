@@ -45,3 +45,12 @@ def listing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         " FROM models m LEFT JOIN curated_sets cs USING (curated_set_id) LEFT JOIN datasets d ON d.dataset_id = m.dataset_id"
         " ORDER BY m.created_at",
     )
+
+
+def latest_model(con: duckdb.DuckDBPyConnection, dataset_id: int) -> str | None:
+    """The newest reward model trained on this dataset, the default scorer for it."""
+    row = con.execute(
+        "SELECT path FROM models WHERE dataset_id = ? ORDER BY created_at DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    return row[0] if row else None

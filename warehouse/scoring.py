@@ -202,15 +202,6 @@ def run_results(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> pl.DataF
     )
 
 
-def latest_model(con: duckdb.DuckDBPyConnection, dataset_id: int) -> str | None:
-    """The newest reward model trained on this dataset, the default scorer for it."""
-    row = con.execute(
-        "SELECT path FROM models WHERE dataset_id = ? ORDER BY created_at DESC LIMIT 1",
-        [dataset_id],
-    ).fetchone()
-    return row[0] if row else None
-
-
 def run_model(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> tuple[str, str]:
     """(model_id, revision) that a scoring run used."""
     return con.execute(

@@ -1,0 +1,19 @@
+"""SQL over the `pairs` table and its view `v_pairs`: the source pairs of a dataset split."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import frame
+
+
+def split_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.DataFrame:
+    """Source pairs of one split with texts, lengths and provenance (validation data for
+    training, held-out data for benchmarks)."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, 1.0 AS weight, split,"
+        " chosen_chars, rejected_chars, augmentation, provenance FROM v_pairs WHERE dataset_id = ? AND split = ? AND augmentation IS NULL ORDER BY pair_id",
+        [dataset_id, split],
+    )
