@@ -63,15 +63,20 @@ def assign_splits(
         pl.col("instruction").is_in(list(val_ins)),
     )
     split = (
-        pl.when(gen_test & ins_test).then(pl.lit("test"))
-        .when(~gen_test & ins_val).then(pl.lit("validation"))
-        .when(~gen_test & ~ins_test & ~ins_val).then(pl.lit("train"))
+        pl.when(gen_test & ins_test)
+        .then(pl.lit("test"))
+        .when(~gen_test & ins_val)
+        .then(pl.lit("validation"))
+        .when(~gen_test & ~ins_test & ~ins_val)
+        .then(pl.lit("train"))
         .otherwise(pl.lit(None))
-    )  # fmt: skip
+    )
     return records.with_columns(split.alias("split"))
 
 
 def main() -> None:
+    from rmcore.evaluation.ablation import AblationConfig
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -79,11 +84,13 @@ def main() -> None:
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "alpaca")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default=",".join(map(str, AblationConfig.seeds)))
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--test-generators", type=int, default=5)
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--prompts-per-pair", "--prompts", type=int, default=AblationConfig.prompts_per_pair
+    )
+    parser.add_argument("--epochs", type=int, default=AblationConfig.epochs)
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no data at {args.data}")
@@ -114,9 +121,16 @@ def main() -> None:
         warehouse=warehouse,
         reports_dir=str(args.workdir / "reports"),
     )
-    result = ablation_flow(dataset=f"alpaca@{ingest['version']}", name="alpaca", seeds=[int(s) for s in args.seeds.split(",")],
-                           m=args.prompts, epochs=args.epochs, group_by=["dataset"], warehouse=warehouse,
-                           reports_dir=str(args.workdir / "reports"))  # fmt: skip
+    result = ablation_flow(
+        dataset=f"alpaca@{ingest['version']}",
+        name="alpaca",
+        seeds=[int(s) for s in args.seeds.split(",")],
+        prompts_per_pair=args.prompts_per_pair,
+        epochs=args.epochs,
+        group_by=["dataset"],
+        warehouse=warehouse,
+        reports_dir=str(args.workdir / "reports"),
+    )
     seconds = time.perf_counter() - start
     with pl.Config(tbl_rows=100, tbl_cols=12, fmt_str_lengths=40, tbl_width_chars=160):
         print(pl.DataFrame(result["summary"]))
@@ -128,13 +142,21 @@ def main() -> None:
     train = scored.filter(pl.col("split") == "train")
     hard = train.filter(pl.col("label") != 0.5)
     print("\nfree gaps of the training pairs under the vanilla reference model:")
-    print(train.select(
-        pl.col("free_gap").quantile(0.05).alias("p05"), pl.col("free_gap").median().alias("median"),
-        pl.col("free_gap").quantile(0.95).alias("p95"), pl.col("related_gap").abs().median().alias("median |related|"),
-        pl.col("ess").mean().alias("mean ESS"),
-        pl.corr("free_gap", "length_diff_chars", method="spearman").alias("spearman(free, len diff)"),
-        pl.corr("related_gap", "length_diff_chars", method="spearman").alias("spearman(related, len diff)"),
-    ))  # fmt: skip
+    print(
+        train.select(
+            pl.col("free_gap").quantile(0.05).alias("p05"),
+            pl.col("free_gap").median().alias("median"),
+            pl.col("free_gap").quantile(0.95).alias("p95"),
+            pl.col("related_gap").abs().median().alias("median |related|"),
+            pl.col("ess").mean().alias("mean ESS"),
+            pl.corr("free_gap", "length_diff_chars", method="spearman").alias(
+                "spearman(free, len diff)"
+            ),
+            pl.corr("related_gap", "length_diff_chars", method="spearman").alias(
+                "spearman(related, len diff)"
+            ),
+        )
+    )
     agree = ((hard["free_gap"] > 0) == (hard["label"] > 0.5)).mean()
     longer = ((hard["length_diff_chars"] > 0) == (hard["label"] > 0.5)).mean()
     print(

@@ -47,8 +47,14 @@ CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\
 
 
 def row(section: str, case: str, seconds: float, rate: str, ratio: str, detail: str) -> dict:
-    return {"section": section, "case": case, "seconds": seconds, "rate": rate, "ratio": ratio,
-            "detail": detail}  # fmt: skip
+    return {
+        "section": section,
+        "case": case,
+        "seconds": seconds,
+        "rate": rate,
+        "ratio": ratio,
+        "detail": detail,
+    }
 
 
 def sync(device: torch.device) -> None:
@@ -74,10 +80,15 @@ def solver_section(quick: bool) -> list[dict]:
     for r in solver_benchmark(n=n, brentq_pairs=pairs, threads=(1,), scenarios=SCENARIOS):
         ratio = "" if r["method"].startswith("scipy") else f"{r['speedup_vs_brentq']:.0f}x brentq"
         out.append(
-            row("solver", f"{r['scenario']}: {r['method']}", r["seconds"],
-                f"{r['pairs'] / r['seconds']:.3g} pairs/s", ratio,
-                f"N={r['pairs']} K={r['prompts_per_pair']}; max|diff| {r['max_abs_diff']:.1e}; {r['note']}")
-        )  # fmt: skip
+            row(
+                "solver",
+                f"{r['scenario']}: {r['method']}",
+                r["seconds"],
+                f"{r['pairs'] / r['seconds']:.3g} pairs/s",
+                ratio,
+                f"N={r['pairs']} K={r['prompts_per_pair']}; max|diff| {r['max_abs_diff']:.1e}; {r['note']}",
+            )
+        )
     return out
 
 
@@ -90,11 +101,13 @@ def _demo_warehouse(root: Path, n_length_biased: int, n_adversarial: int) -> str
     from rmcore.demo import write_demo
 
     root.mkdir(parents=True)
-    src = write_demo(root / "toy.jsonl", n_length_biased=n_length_biased,
-                     n_adversarial=n_adversarial, seed=0)  # fmt: skip
+    src = write_demo(
+        root / "toy.jsonl", n_length_biased=n_length_biased, n_adversarial=n_adversarial, seed=0
+    )
     wh = str(root / "wh.duckdb")
-    ingest_flow(source=str(src), name="toy", warehouse=wh, reports_dir=str(root / "reports"),
-                quality=False)  # fmt: skip
+    ingest_flow(
+        source=str(src), name="toy", warehouse=wh, reports_dir=str(root / "reports"), quality=False
+    )
     return wh
 
 
@@ -103,28 +116,35 @@ def scoring_section(device: str, quick: bool, tmp: Path) -> list[dict]:
 
     n_lb, n_adv = (600, 120) if quick else (3000, 600)
     warm = _demo_warehouse(tmp / "warmup", 40, 8)
-    score_flow(dataset="toy", model="bundled-head", m=2, warehouse=warm, device=device)
+    score_flow(
+        dataset="toy", model="bundled-head", prompts_per_pair=2, warehouse=warm, device=device
+    )
     results = {}
     for m in (0, 16):
         wh = _demo_warehouse(tmp / f"m{m}", n_lb, n_adv)
         seconds, summary = timed(
-            lambda wh=wh, m=m: score_flow(dataset="toy", model="bundled-head", m=m,
-                                          warehouse=wh, device=device),
+            lambda wh=wh, m=m: score_flow(
+                dataset="toy", model="bundled-head", prompts_per_pair=m, warehouse=wh, device=device
+            ),
             torch.device(device),
-        )  # fmt: skip
+        )
         results[m] = (seconds, summary)
     base = results[0][0]
     out = []
     for m, (seconds, summary) in results.items():
         t = summary["timings"]
         out.append(
-            row("scoring", f"score flow, bundled-head, M={m}", seconds,
+            row(
+                "scoring",
+                f"score flow, bundled-head, M={m}",
+                seconds,
                 f"{summary['pairs'] / seconds:.3g} pairs/s",
                 f"{seconds / base:.2f}x M=0" if m else "",
                 f"{summary['pairs']} demo pairs; embed {t.get('embed_seconds', 0):.1f}s "
                 f"({t.get('embedded_texts', 0)} texts), score {t['score_seconds']:.2f}s, "
-                f"{t['forward_passes']} forward passes, {t['combos']} (prompt, response) combos")
-        )  # fmt: skip
+                f"{t['forward_passes']} forward passes, {t['combos']} (prompt, response) combos",
+            )
+        )
     return out
 
 
@@ -165,17 +185,29 @@ def build_classifier(folder: Path, arch: str, size: str = "tiny", seed: int = 0)
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
     if arch == "bert":
         config = BertConfig(
-            vocab_size=tokenizer.vocab_size, hidden_size=256, num_hidden_layers=4,
-            num_attention_heads=4, intermediate_size=1024, max_position_embeddings=512,
-            num_labels=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        )  # fmt: skip
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=1024,
+            max_position_embeddings=512,
+            num_labels=1,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
     else:
         hidden, layers, heads, kv, inter = QWEN_SIZES[size]
         config = Qwen2Config(
-            vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-            num_attention_heads=heads, num_key_value_heads=kv, intermediate_size=inter,
-            max_position_embeddings=4096, num_labels=1, pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv,
+            intermediate_size=inter,
+            max_position_embeddings=4096,
+            num_labels=1,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         tokenizer.chat_template = CHAT_TEMPLATE  # a causal reward model reads a chat
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
@@ -201,16 +233,28 @@ def joint_section(device: str, quick: bool, tmp: Path) -> list[dict]:
     padded_s, padded = timed(lambda: model.score(prompts, responses, pad_longest=True), dev)
     diff = float((grouped - padded).abs().max())
     n = len(prompts)
-    common = (f"BERT {params / 1e6:.1f}M params, max_length 512, {real_tokens} real tokens, "
-              f"budget {model.budget.max_tokens} tokens x {model.budget.max_batch} rows")  # fmt: skip
+    common = (
+        f"BERT {params / 1e6:.1f}M params, max_length 512, {real_tokens} real tokens, "
+        f"budget {model.budget.max_tokens} tokens x {model.budget.max_batch} rows"
+    )
     return [
-        row("joint", "score, length-grouped batches", grouped_s,
-            f"{n / grouped_s:.3g} pairs/s, {real_tokens / grouped_s:.3g} tok/s", "",
-            f"{n} alpaca_eval pairs; {common}"),
-        row("joint", "score, pad every batch to longest", padded_s,
+        row(
+            "joint",
+            "score, length-grouped batches",
+            grouped_s,
+            f"{n / grouped_s:.3g} pairs/s, {real_tokens / grouped_s:.3g} tok/s",
+            "",
+            f"{n} alpaca_eval pairs; {common}",
+        ),
+        row(
+            "joint",
+            "score, pad every batch to longest",
+            padded_s,
             f"{n / padded_s:.3g} pairs/s, {real_tokens / padded_s:.3g} tok/s",
-            f"{padded_s / grouped_s:.2f}x grouped", f"max|diff| vs grouped {diff:.1e}"),
-    ]  # fmt: skip
+            f"{padded_s / grouped_s:.2f}x grouped",
+            f"max|diff| vs grouped {diff:.1e}",
+        ),
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -247,12 +291,23 @@ def roofline_section(device: str, size: str, quick: bool, tmp: Path) -> list[dic
     peak = rows_ * seq / full_s
     n = len(prompts)
     return [
-        row("roofline", f"score, Qwen2 {size} ({params / 1e6:.0f}M, {dtype})", score_s,
+        row(
+            "roofline",
+            f"score, Qwen2 {size} ({params / 1e6:.0f}M, {dtype})",
+            score_s,
             f"{n / score_s:.3g} pairs/s, {real_tokens / score_s:.3g} tok/s",
-            f"{real_tokens / score_s / peak:.2f} of peak", f"{n} pairs, {real_tokens} real tokens"),
-        row("roofline", f"one full batch {rows_}x{seq}, no padding", full_s,
-            f"{peak:.3g} tok/s", "", "forward only: the throughput ceiling for this batch budget"),
-    ]  # fmt: skip
+            f"{real_tokens / score_s / peak:.2f} of peak",
+            f"{n} pairs, {real_tokens} real tokens",
+        ),
+        row(
+            "roofline",
+            f"one full batch {rows_}x{seq}, no padding",
+            full_s,
+            f"{peak:.3g} tok/s",
+            "",
+            "forward only: the throughput ceiling for this batch budget",
+        ),
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -262,21 +317,29 @@ def print_table(rows: list[dict]) -> None:
     width = max(len(r["case"]) for r in rows)
     print(f"{'section':<9} {'case':<{width}} {'seconds':>9}  {'rate':<32} {'ratio':<18} detail")
     for r in rows:
-        print(f"{r['section']:<9} {r['case']:<{width}} {r['seconds']:>9.3f}  {r['rate']:<32} "
-              f"{r['ratio']:<18} {r['detail']}")  # fmt: skip
+        print(
+            f"{r['section']:<9} {r['case']:<{width}} {r['seconds']:>9.3f}  {r['rate']:<32} "
+            f"{r['ratio']:<18} {r['detail']}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a fast run")
-    parser.add_argument("--model-size", choices=sorted(QWEN_SIZES), default=None,
-                        help="also run the Qwen2 roofline section at this size")  # fmt: skip
+    parser.add_argument(
+        "--model-size",
+        choices=sorted(QWEN_SIZES),
+        default=None,
+        help="also run the Qwen2 roofline section at this size",
+    )
     args = parser.parse_args()
     from prefect.testing.utilities import prefect_test_harness
 
-    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
-          f"{'quick' if args.quick else 'full'} run")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
+        f"{'quick' if args.quick else 'full'} run"
+    )
     rows = solver_section(args.quick)
     with tempfile.TemporaryDirectory(prefix="rmcurate-bench-") as d:
         tmp = Path(d)

@@ -83,25 +83,29 @@ def scenario_rows(
     moderate = np.ptp(g_np[sub], axis=1) < 60
     base = {"scenario": scenario, "pairs": n, "prompts_per_pair": k}
     rows = [
-        base | {
-            "method": "scipy brentq, per pair", "seconds": brentq_s,
+        base
+        | {
+            "method": "scipy brentq, per pair",
+            "seconds": brentq_s,
             "max_abs_diff": float(np.abs(fast - ref)[moderate].max()),
             "note": f"timed on {len(sub)} pairs, extrapolated to {n}; xtol {TOL:g}",
         }
-    ]  # fmt: skip
+    ]
     for t in threads:
         torch.set_num_threads(t)
         seconds = best_time(repeats, solve_free_gap, gaps, weights)
         d = solve_free_gap(gaps, weights)
         iters = d.iterations.float()
         rows.append(
-            base | {
-                "method": f"solve_free_gap balanced, {t} thr", "seconds": seconds,
+            base
+            | {
+                "method": f"solve_free_gap balanced, {t} thr",
+                "seconds": seconds,
                 "max_abs_diff": float(np.abs(d.free.numpy()[sub] - ref)[moderate].max()),
                 "note": f"tol {TOL:g}; float64 iterations mean {iters.mean().item():.2f} "
                 f"max {int(iters.max().item())}; converged {d.converged.float().mean().item():.4f}",
             }
-        )  # fmt: skip
+        )
     torch.set_num_threads(threads[0])
     seconds = best_time(repeats, solve_free_gap, gaps, weights, criterion="logit-mean")
     free = solve_free_gap(gaps, weights, criterion="logit-mean").free.numpy()
@@ -109,12 +113,14 @@ def scenario_rows(
     ok = (p > 1e-6) & (p < 1 - 1e-6)  # where the direct numpy formula keeps 1e-10
     direct = np.log(p[ok] / (1 - p[ok]))
     rows.append(
-        base | {
-            "method": f"solve_free_gap logit-mean, {threads[0]} thr", "seconds": seconds,
+        base
+        | {
+            "method": f"solve_free_gap logit-mean, {threads[0]} thr",
+            "seconds": seconds,
             "max_abs_diff": float(np.abs(free[ok] - direct).max()),
             "note": "closed form, another criterion; diff vs numpy logit(sum w s(g)), 1e-6<p<1-1e-6",
         }
-    )  # fmt: skip
+    )
     for r in rows:
         r["evals_per_s"] = n * k / r["seconds"]
         r["speedup_vs_brentq"] = brentq_s / r["seconds"]

@@ -48,7 +48,7 @@ from flows.ingest import ingest_flow, ingest_folder_flow
 from rmcore.demo import write_demo
 from rmcore.textnorm import normalize_text
 from warehouse.connection import transaction
-from warehouse.ingest import create_version
+from warehouse.ingest import create_version, store_rows_one_by_one
 
 ALPACA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_dev"
 TARGET_PAIRS_S, TARGET_RATIO = 50_000, 20.0
@@ -73,11 +73,18 @@ def _sha(text: str) -> str:
 
 def naive_ingest(path: Path, warehouse: Path, limit: int) -> int:
     """The baseline described in the module docstring; returns the number of pairs stored.
-    Its SQL stays here rather than in warehouse/ because it is the thing being measured."""
+    Its per-row SQL is `warehouse.ingest.store_rows_one_by_one`."""
     prompts, responses, pairs = [], [], []
     with transaction(warehouse) as con:
-        dataset_id = create_version(con, name="naive", uri=str(path), fmt="explicit",
-                                    content_hash="naive", options={}, flow_run_id=None).dataset_id  # fmt: skip
+        dataset_id = create_version(
+            con,
+            name="naive",
+            uri=str(path),
+            fmt="explicit",
+            content_hash="naive",
+            options={},
+            flow_run_id=None,
+        ).dataset_id
         with path.open(encoding="utf-8") as lines:
             for i, line in enumerate(lines):
                 if i == limit:
@@ -88,19 +95,9 @@ def naive_ingest(path: Path, warehouse: Path, limit: int) -> int:
                 pair_id = _sha(f"naive\x1f{pid}\x1f{cid}\x1f{rid}")
                 prompts.append((pid, p, len(p)))
                 responses += [(cid, c, len(c)), (rid, r, len(r))]
-                pairs.append((pair_id, dataset_id, pid, cid, rid, float(rec.get("label", 1.0)),
-                              rec.get("split", "train"), i))  # fmt: skip
-        con.executemany("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?)", prompts)
-        con.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?)", responses)
-        con.executemany(
-            "INSERT OR IGNORE INTO pairs (pair_id, dataset_id, prompt_id, chosen_id, rejected_id,"
-            " label, split, source_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            pairs,
-        )
-        (n,) = con.execute(
-            "SELECT count(*) FROM pairs WHERE dataset_id = ?", [dataset_id]
-        ).fetchone()
-    return n
+                label, split = float(rec.get("label", 1.0)), rec.get("split", "train")
+                pairs.append((pair_id, dataset_id, pid, cid, rid, label, split, i))
+        return store_rows_one_by_one(con, dataset_id, prompts, responses, pairs)
 
 
 def _timed(fn: Callable[[], object], profile: bool) -> tuple[object, float]:
@@ -139,17 +136,35 @@ def run(rows: int, naive_rows: int, profile: bool) -> list[Row]:
             results.append(Row(label, summary["n_input"], seconds, summary["n_pairs"]))
         if ALPACA.is_dir():
             out, seconds = _timed(
-                lambda: ingest_folder_flow(folder=str(ALPACA), pattern="*.json.gz",
-                                           warehouse=str(work / "alpaca.duckdb"), reports_dir=reports),
+                lambda: ingest_folder_flow(
+                    folder=str(ALPACA),
+                    pattern="*.json.gz",
+                    warehouse=str(work / "alpaca.duckdb"),
+                    reports_dir=reports,
+                ),
                 profile,
-            )  # fmt: skip
-            results.append(Row("alpaca_eval_dev folder, quality on", sum(s["n_input"] for s in out),
-                               seconds, sum(s["n_pairs"] for s in out), f"{len(out)} files"))  # fmt: skip
+            )
+            results.append(
+                Row(
+                    path="alpaca_eval_dev folder, quality on",
+                    rows=sum(s["n_input"] for s in out),
+                    seconds=seconds,
+                    pairs=sum(s["n_pairs"] for s in out),
+                    note=f"{len(out)} files",
+                )
+            )
     n = min(naive_rows, rows)
     pairs, seconds = _timed(lambda: naive_ingest(src, work / "naive.duckdb", n), profile)
     if n < rows:
-        results.append(Row("naive row-by-row", rows, seconds * rows / n, pairs * rows // n,
-                           f"~ extrapolated from {n:,} rows ({seconds:.1f} s)"))  # fmt: skip
+        results.append(
+            Row(
+                path="naive row-by-row",
+                rows=rows,
+                seconds=seconds * rows / n,
+                pairs=pairs * rows // n,
+                note=f"~ extrapolated from {n:,} rows ({seconds:.1f} s)",
+            )
+        )
     else:
         results.append(Row("naive row-by-row", rows, seconds, pairs))
     return results
@@ -161,9 +176,10 @@ def table(results: list[Row]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         ratio = r.pairs_per_s / naive.pairs_per_s
-        lines.append(f"{r.path:<38} {r.rows:>9,} {r.seconds:>9.2f} {r.rows / r.seconds:>9,.0f}"
-                     f" {r.pairs_per_s:>9,.0f}"
-                     f" {ratio:>8.1f}x  {r.note}")  # fmt: skip
+        lines.append(
+            f"{r.path:<38} {r.rows:>9,} {r.seconds:>9.2f} {r.rows / r.seconds:>9,.0f}"
+            f" {r.pairs_per_s:>9,.0f} {ratio:>8.1f}x  {r.note}"
+        )
     lines.append(f"targets: flow >= {TARGET_PAIRS_S:,} pairs/s and >= {TARGET_RATIO:.0f}x naive")
     # Timings on a shared machine move with its load: print it beside them.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

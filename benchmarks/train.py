@@ -140,9 +140,15 @@ def run_ours(folder: str, data: dict, args: argparse.Namespace) -> dict[str, flo
         torch.tensor(data["weight"]),
     )
     config = TrainConfig(
-        max_steps=args.steps, lr=LR, batch_size=args.batch_size, weight_decay=0.0,
-        warmup_ratio=WARMUP, seed=args.seed, device=args.device, progress=False,
-    )  # fmt: skip
+        max_steps=args.steps,
+        lr=LR,
+        batch_size=args.batch_size,
+        weight_decay=0.0,
+        warmup_ratio=WARMUP,
+        seed=args.seed,
+        device=args.device,
+        progress=False,
+    )
     with PeakMemory(device) as mem:
         t0 = time.perf_counter()
         result = train_joint(model, pairs, None, config)
@@ -180,13 +186,26 @@ def run_trl(folder: str, data: dict, args: argparse.Namespace) -> dict[str, floa
     on_cuda = device.type == "cuda"
     with tempfile.TemporaryDirectory() as out, PeakMemory(device) as mem:
         config = RewardConfig(
-            output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-            learning_rate=LR, weight_decay=0.0, warmup_steps=math.ceil(WARMUP * args.steps),
-            lr_scheduler_type="linear", max_grad_norm=1.0, seed=args.seed, bf16=on_cuda,
-            gradient_checkpointing=False, max_length=None, save_strategy="no", report_to="none",
-            logging_steps=args.steps, disable_tqdm=True, use_cpu=not on_cuda,
-            dataloader_pin_memory=on_cuda, train_sampling_strategy="sequential",
-        )  # fmt: skip
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            learning_rate=LR,
+            weight_decay=0.0,
+            warmup_steps=math.ceil(WARMUP * args.steps),
+            lr_scheduler_type="linear",
+            max_grad_norm=1.0,
+            seed=args.seed,
+            bf16=on_cuda,
+            gradient_checkpointing=False,
+            max_length=None,
+            save_strategy="no",
+            report_to="none",
+            logging_steps=args.steps,
+            disable_tqdm=True,
+            use_cpu=not on_cuda,
+            dataloader_pin_memory=on_cuda,
+            train_sampling_strategy="sequential",
+        )
         t0 = time.perf_counter()
         trainer = RewardTrainer(
             model=model, args=config, train_dataset=dataset, processing_class=scorer.tokenizer

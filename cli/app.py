@@ -12,6 +12,20 @@ from cli import env
 env.configure()
 
 from cli.render import console, err_console, show  # noqa: E402
+from rmcore.curation.definition import SetDefinition  # noqa: E402
+from rmcore.decomposition.scoring import ScoringConfig  # noqa: E402
+from rmcore.evaluation.ablation import AblationConfig, IterateConfig  # noqa: E402
+from rmcore.ingest.config import IngestConfig  # noqa: E402
+from rmcore.training import ModelSpec, TrainConfig  # noqa: E402
+from warehouse import catalog  # noqa: E402
+
+INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
+    IngestConfig(),
+    ScoringConfig(),
+    TrainConfig(),
+    AblationConfig(),
+    IterateConfig(),
+)
 
 app = typer.Typer(
     name="rmcurate",
@@ -64,7 +78,7 @@ def ingest(
             help="File (jsonl, jsonl.gz, json, parquet, csv), HF save_to_disk folder, or hub id."
         ),
     ],
-    fmt: Annotated[
+    input_format: Annotated[
         str | None,
         typer.Option(
             "--format",
@@ -81,12 +95,16 @@ def ingest(
     ] = None,
     ranked_mode: Annotated[
         str, typer.Option(help="Ranked lists: best-vs-worst or all-pairs.")
-    ] = "best-vs-worst",
-    split: Annotated[str, typer.Option(help="Split for rows that carry none.")] = "train",
+    ] = INGEST.ranked_mode,
+    split: Annotated[
+        str, typer.Option(help="Split for rows that carry none.")
+    ] = INGEST.default_split,
     max_chars: Annotated[
         int, typer.Option(help="Texts longer than this are quarantined.")
-    ] = 100_000,
-    reports: Annotated[str, typer.Option(help="Folder for data-quality reports.")] = "reports",
+    ] = INGEST.max_chars,
+    reports: Annotated[
+        str, typer.Option(help="Folder for data-quality reports.")
+    ] = INGEST.reports_dir,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Validate a source and store it; bad rows go to quarantine with a reason."""
@@ -96,8 +114,18 @@ def ingest(
     from warehouse.connection import WarehouseBusy
 
     try:
-        summary = ingest_flow(source=source, name=name, fmt=fmt, kind=kind, warehouse=warehouse, reports_dir=reports,
-                              ranked_mode=ranked_mode, default_split=split, max_chars=max_chars, progress=True)  # fmt: skip
+        summary = ingest_flow(
+            source=source,
+            name=name,
+            fmt=input_format,
+            kind=kind,
+            warehouse=warehouse,
+            reports_dir=reports,
+            ranked_mode=ranked_mode,
+            default_split=split,
+            max_chars=max_chars,
+            progress=True,
+        )
     except (SourceError, FormatError, WarehouseBusy, QualityFailed) as err:
         _fail(str(err), 1)
     _print_ingest(summary)
@@ -129,9 +157,7 @@ def _print_ingest(summary: dict) -> None:
 @app.command()
 def datasets(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
     """List dataset versions with counts, quarantine counts and quality status."""
-    from warehouse import catalog
-
-    show(_read(warehouse, catalog.datasets), title="datasets", fmt=output)
+    show(_read(warehouse, catalog.datasets), title="datasets", output=output)
 
 
 @app.command()
@@ -148,8 +174,6 @@ def quarantine(
     output: OutputOpt = "table",
 ) -> None:
     """Show quarantined rows with their reason codes."""
-    from warehouse import catalog
-
     def query(con):
         ds = catalog.resolve_dataset(con, dataset) if dataset else None
         return (
@@ -158,24 +182,20 @@ def quarantine(
             else catalog.quarantine(con, ds, reason, limit)
         )
 
-    show(_read(warehouse, query), title="quarantine", fmt=output)
+    show(_read(warehouse, query), title="quarantine", output=output)
 
 
 @app.command()
 def sql(
     query: Annotated[
         str,
-        typer.Argument(
-            help='A read-only query, e.g. "SELECT split, count(*) FROM pairs GROUP BY 1".'
-        ),
+        typer.Argument(help=f'A read-only query, e.g. "{catalog.EXAMPLE_QUERY}".'),
     ],
     warehouse: WarehouseOpt = None,
     output: OutputOpt = "table",
 ) -> None:
     """Query the warehouse read-only; writes and file access are refused."""
-    from warehouse import catalog
-
-    show(_read(warehouse, catalog.run_query, query, sandboxed=True), fmt=output)
+    show(_read(warehouse, catalog.run_query, query, sandboxed=True), output=output)
 
 
 @app.command()
@@ -190,21 +210,25 @@ def score(
             help="Trained model folder, hub id, or 'bundled-head' (default: newest model trained on the dataset)."
         ),
     ] = None,
-    prompts: Annotated[
+    prompts_per_pair: Annotated[
         int,
         typer.Option(
-            "--prompts", "-m", help="Sampled prompts per pair (M); K = M + 1 with the own prompt."
+            "--prompts-per-pair",
+            "-m",
+            help="Sampled prompts per pair (M); K = M + 1 with the own prompt.",
         ),
-    ] = 16,
+    ] = SCORING.prompts_per_pair,
     weights: Annotated[
         str, typer.Option(help="Importance weights: uniform, lm or embedding.")
-    ] = "uniform",
+    ] = SCORING.weights,
     criterion: Annotated[
         str, typer.Option(help="balanced or logit-mean (METHOD.md).")
-    ] = "balanced",
-    seed: Annotated[int, typer.Option(help="Seed of the prompt sampling.")] = 0,
-    beta: Annotated[float, typer.Option(help="Temperature of lm weights.")] = 1.0,
-    temperature: Annotated[float, typer.Option(help="Temperature of embedding weights.")] = 0.1,
+    ] = SCORING.criterion,
+    seed: Annotated[int, typer.Option(help="Seed of the prompt sampling.")] = SCORING.seed,
+    beta: Annotated[float, typer.Option(help="Temperature of lm weights.")] = SCORING.beta,
+    temperature: Annotated[
+        float, typer.Option(help="Temperature of embedding weights.")
+    ] = SCORING.temperature,
     lm: Annotated[
         str | None, typer.Option(help="Causal LM (folder or hub id) for --weights lm.")
     ] = None,
@@ -213,7 +237,7 @@ def score(
     ] = None,
     shard_size: Annotated[
         int, typer.Option(help="Pairs per shard (unit of resume and parallelism).")
-    ] = 2048,
+    ] = SCORING.shard_size,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
     ] = None,
@@ -229,9 +253,22 @@ def score(
     if model and backend and detect_backend(model) != backend:
         _fail(f"{model} is a {detect_backend(model)} model, not {backend}")
     try:
-        summary = score_flow(dataset=dataset, model=model, m=prompts, weights=weights, criterion=criterion, seed=seed, beta=beta,
-                             temperature=temperature, lm=lm, pool=pool, shard_size=shard_size, warehouse=warehouse,
-                             device=device, progress=True)  # fmt: skip
+        summary = score_flow(
+            dataset=dataset,
+            model=model,
+            prompts_per_pair=prompts_per_pair,
+            weights=weights,
+            criterion=criterion,
+            seed=seed,
+            beta=beta,
+            temperature=temperature,
+            lm=lm,
+            pool=pool,
+            shard_size=shard_size,
+            warehouse=warehouse,
+            device=device,
+            progress=True,
+        )
     except (LookupError, ValueError) as err:
         _fail(str(err), 1)
     _print_scoring(summary)
@@ -248,8 +285,12 @@ def _print_scoring(summary: dict) -> None:
         ("cache hits / combos", f"{t.get('cache_hits', '-')} / {t.get('combos', '-')}"),
         ("forward passes", t.get("forward_passes", "-")),
     ]
-    show(pl.DataFrame({"metric": [r[0] for r in rows], "value": [f"{r[1]:.4g}" if isinstance(r[1], float) else str(r[1]) for r in rows]}),
-         title=f"scoring run {summary['scoring_run_id']}" + (" (already complete)" if summary.get("skipped") else ""))  # fmt: skip
+    values = [f"{v:.4g}" if isinstance(v, float) else str(v) for _, v in rows]
+    state = " (already complete)" if summary.get("skipped") else ""
+    show(
+        pl.DataFrame({"metric": [k for k, _ in rows], "value": values}),
+        title=f"scoring run {summary['scoring_run_id']}{state}",
+    )
 
 
 def _params(items: list[str] | None) -> dict:
@@ -283,44 +324,62 @@ def curate(
         typer.Option(
             help="SQL predicate over v_pairs_scored, e.g. \"split = 'train' AND ess >= 4\"."
         ),
-    ] = "split = 'train'",
+    ] = SetDefinition.predicate,
     rule: Annotated[
         str,
         typer.Option(
             help="uniform, prompt-free-priority, prompt-free-filter or priority-sampling."
         ),
-    ] = "uniform",
+    ] = SetDefinition.rule,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Rule parameter key=value (tau, q, size); repeatable."),
     ] = None,
-    augment: Annotated[str | None, typer.Option(help="'rrm' adds RRM-augmented pairs.")] = None,
-    keep_fraction: Annotated[float, typer.Option(help="RRM: share of augmented pairs kept.")] = 0.5,
+    augment: Annotated[
+        str | None, typer.Option(help="'rrm' adds RRM-augmented pairs.")
+    ] = SetDefinition.augment,
+    keep_fraction: Annotated[
+        float, typer.Option(help="RRM: share of augmented pairs kept.")
+    ] = SetDefinition.keep_fraction,
     rrm_filter: Annotated[
         bool,
         typer.Option(
             "--rrm-filter",
             help="RRM: keep only pairs the reference model gets wrong or is unsure of.",
         ),
-    ] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    scoring_run: Annotated[
+    ] = SetDefinition.rrm_filter,
+    seed: Annotated[int, typer.Option()] = SetDefinition.seed,
+    scoring_run_id: Annotated[
         int | None,
         typer.Option(help="Scoring run to read free gaps from (default: newest complete)."),
-    ] = None,
+    ] = SetDefinition.scoring_run_id,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Materialize an immutable, versioned curated set with training weights."""
     from flows.curate import curate_flow
 
     try:
-        row = curate_flow(name=name, dataset=dataset, predicate=where, rule=rule, params=_params(param), augment=augment,
-                          keep_fraction=keep_fraction, rrm_filter=rrm_filter, seed=seed, scoring_run=scoring_run, warehouse=warehouse)  # fmt: skip
+        row = curate_flow(
+            name=name,
+            dataset=dataset,
+            predicate=where,
+            rule=rule,
+            params=_params(param),
+            augment=augment,
+            keep_fraction=keep_fraction,
+            rrm_filter=rrm_filter,
+            seed=seed,
+            scoring_run_id=scoring_run_id,
+            warehouse=warehouse,
+        )
     except (LookupError, ValueError) as err:
         _fail(str(err), 1)
     state = "created" if row["created"] else "unchanged (same definition)"
-    console.print(f"[bold]{row['name']} v{row['version']}[/bold] {state}: {row['n_members']} members "
-                  f"({row['n_augmented']} augmented) of {row['n_candidates']} candidates; total weight {row['total_weight']:.1f}")  # fmt: skip
+    console.print(
+        f"[bold]{row['name']} v{row['version']}[/bold] {state}: {row['n_members']} members "
+        f"({row['n_augmented']} augmented) of {row['n_candidates']} candidates; "
+        f"total weight {row['total_weight']:.1f}"
+    )
 
 
 @app.command()
@@ -328,7 +387,7 @@ def sets(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
     """List curated sets and their versions."""
     from warehouse import curation
 
-    show(_read(warehouse, curation.list_sets), title="curated sets", fmt=output)
+    show(_read(warehouse, curation.list_sets), title="curated sets", output=output)
 
 
 @app.command()
@@ -347,30 +406,32 @@ def train(
         str | None,
         typer.Option("--dataset", "-d", help="Or a whole dataset split, uniform weights."),
     ] = None,
-    split: Annotated[str, typer.Option(help="Split to train on with --dataset.")] = "train",
+    split: Annotated[str, typer.Option(help="Split to train on with --dataset.")] = ModelSpec.split,
     backend: Annotated[
         str,
         typer.Option(
             help="embed-head (frozen encoder + MLP head) or joint (fine-tune a HF model)."
         ),
-    ] = "embed-head",
+    ] = ModelSpec.backend,
     base_model: Annotated[
         str, typer.Option(help="Encoder ('bundled') for embed-head; HF folder or hub id for joint.")
-    ] = "bundled",
-    epochs: Annotated[int, typer.Option()] = 10,
+    ] = ModelSpec.base_model,
+    epochs: Annotated[int, typer.Option()] = TRAIN.epochs,
     lr: Annotated[
         float | None, typer.Option(help="Default 1e-3 (embed-head) or 2e-5 (joint).")
     ] = None,
-    batch_size: Annotated[int, typer.Option()] = 64,
+    batch_size: Annotated[int, typer.Option()] = TRAIN.batch_size,
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps; overrides epochs.")
-    ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    margin: Annotated[float, typer.Option()] = 0.0,
-    center_coef: Annotated[float, typer.Option(help="Reward centering coefficient.")] = 0.0,
+    ] = TRAIN.max_steps,
+    seed: Annotated[int, typer.Option()] = TRAIN.seed,
+    margin: Annotated[float, typer.Option()] = TRAIN.margin,
+    center_coef: Annotated[
+        float, typer.Option(help="Reward centering coefficient.")
+    ] = TRAIN.center_coef,
     lora: Annotated[
         bool, typer.Option("--lora", help="joint: train LoRA adapters (peft).")
-    ] = False,
+    ] = TRAIN.lora,
     device: Annotated[str | None, typer.Option()] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -378,9 +439,25 @@ def train(
     from flows.train import train_flow
 
     try:
-        out = train_flow(name=name, curated_set=curated_set, dataset=dataset, split=split, backend=backend, base_model=base_model,
-                         epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps, seed=seed, margin=margin,
-                         center_coef=center_coef, lora=lora, device=device, warehouse=warehouse, progress=True)  # fmt: skip
+        out = train_flow(
+            name=name,
+            curated_set=curated_set,
+            dataset=dataset,
+            split=split,
+            backend=backend,
+            base_model=base_model,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_steps=max_steps,
+            seed=seed,
+            margin=margin,
+            center_coef=center_coef,
+            lora=lora,
+            device=device,
+            warehouse=warehouse,
+            progress=True,
+        )
     except (LookupError, ValueError) as err:
         _fail(str(err), 1)
     metrics = {k: round(v, 4) for k, v in out["metrics"].items() if isinstance(v, float)}
@@ -394,14 +471,14 @@ def models(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
     """List trained reward models."""
     from warehouse import models as registry
 
-    show(_read(warehouse, registry.listing), title="models", fmt=output)
+    show(_read(warehouse, registry.listing), title="models", output=output)
 
 
 @app.command()
 def export(
     curated_set: Annotated[str, typer.Argument(help="Curated set (name, name@version or id).")],
     path: Annotated[str, typer.Argument(help="Output file or folder.")],
-    fmt: Annotated[
+    export_format: Annotated[
         str, typer.Option("--format", "-f", help="parquet, jsonl or hf (datasets save_to_disk).")
     ] = "parquet",
     warehouse: WarehouseOpt = None,
@@ -410,7 +487,9 @@ def export(
     from flows.export import export_flow
 
     try:
-        out = export_flow(curated_set=curated_set, path=path, fmt=fmt, warehouse=warehouse)
+        out = export_flow(
+            curated_set=curated_set, path=path, export_format=export_format, warehouse=warehouse
+        )
     except (LookupError, ValueError) as err:
         _fail(str(err), 1)
     console.print(f"{out['rows']} pairs -> {out['path']} ({out['format']})")
@@ -422,32 +501,43 @@ def ablation(
         str, typer.Option("--dataset", "-d", help="Dataset with train and test splits.")
     ],
     name: Annotated[str, typer.Option(help="Report name (reports/<name>/).")] = "ablation",
-    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
-    methods: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated: vanilla, rrm, prompt-free-priority, prompt-free-filter."
-        ),
-    ] = "vanilla,rrm,prompt-free-priority,prompt-free-filter",
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = ",".join(
+        map(str, ABLATION.seeds)
+    ),
+    methods: Annotated[str, typer.Option(help="Comma-separated curation methods.")] = ",".join(
+        ABLATION.methods
+    ),
     reference_model: Annotated[
         str | None,
         typer.Option(help="Reward model for the free gaps (default: train a vanilla one)."),
     ] = None,
-    prompts: Annotated[int, typer.Option("--prompts", "-m")] = 16,
-    epochs: Annotated[int, typer.Option()] = 10,
+    prompts_per_pair: Annotated[
+        int, typer.Option("--prompts-per-pair", "-m")
+    ] = ABLATION.prompts_per_pair,
+    epochs: Annotated[int, typer.Option()] = ABLATION.epochs,
     group_by: Annotated[
         str | None, typer.Option(help="Comma-separated provenance fields to report subsets by.")
     ] = None,
-    test_split: Annotated[str, typer.Option()] = "test",
-    reports: Annotated[str, typer.Option(help="Folder for reports.")] = "reports",
+    test_split: Annotated[str, typer.Option()] = ABLATION.test_split,
+    reports: Annotated[str, typer.Option(help="Folder for reports.")] = ABLATION.reports_dir,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Matched reward models per curation method and seed, benchmarked, with an HTML report."""
     from flows.pipeline import ablation_flow
 
-    result = ablation_flow(dataset=dataset, name=name, seeds=[int(s) for s in seeds.split(",")], methods=methods.split(","),
-                           reference_model=reference_model, m=prompts, epochs=epochs, test_split=test_split,
-                           group_by=group_by.split(",") if group_by else None, warehouse=warehouse, reports_dir=reports)  # fmt: skip
+    result = ablation_flow(
+        dataset=dataset,
+        name=name,
+        seeds=[int(s) for s in seeds.split(",")],
+        methods=methods.split(","),
+        reference_model=reference_model,
+        prompts_per_pair=prompts_per_pair,
+        epochs=epochs,
+        test_split=test_split,
+        group_by=group_by.split(",") if group_by else None,
+        warehouse=warehouse,
+        reports_dir=reports,
+    )
     _print_ablation(result)
 
 
@@ -468,15 +558,17 @@ def iterate(
     ] = "iter",
     rounds: Annotated[
         int, typer.Option(help="Re-score / re-curate / retrain rounds after the first model.")
-    ] = 2,
-    rule: Annotated[str, typer.Option()] = "prompt-free-priority",
+    ] = ITERATE.rounds,
+    rule: Annotated[str, typer.Option()] = ITERATE.rule,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Rule parameter key=value; repeatable."),
     ] = None,
-    prompts: Annotated[int, typer.Option("--prompts", "-m")] = 16,
-    epochs: Annotated[int, typer.Option()] = 10,
-    seed: Annotated[int, typer.Option()] = 0,
+    prompts_per_pair: Annotated[
+        int, typer.Option("--prompts-per-pair", "-m")
+    ] = ABLATION.prompts_per_pair,
+    epochs: Annotated[int, typer.Option()] = ABLATION.epochs,
+    seed: Annotated[int, typer.Option()] = TRAIN.seed,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train, re-score with the new model, re-curate, train again, for R rounds."""
@@ -484,8 +576,17 @@ def iterate(
 
     from flows.pipeline import iterate_flow
 
-    history = iterate_flow(dataset=dataset, name=name, rounds=rounds, rule=rule, params=_params(param), m=prompts, epochs=epochs,
-                           seed=seed, warehouse=warehouse)  # fmt: skip
+    history = iterate_flow(
+        dataset=dataset,
+        name=name,
+        rounds=rounds,
+        rule=rule,
+        params=_params(param),
+        prompts_per_pair=prompts_per_pair,
+        epochs=epochs,
+        seed=seed,
+        warehouse=warehouse,
+    )
     show(pl.DataFrame(history), title="rounds")
 
 
@@ -519,7 +620,7 @@ def rewardbench(
     show(
         report.table,
         title=f"RewardBench{' 2' if v2 else ''}: overall {report.overall:.4f}",
-        fmt=output,
+        output=output,
     )
 
 
@@ -531,7 +632,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
     seeds: Annotated[
         str, typer.Option(help="Comma-separated training seeds of the ablation.")
-    ] = "0,1,2",
+    ] = ",".join(map(str, ABLATION.seeds)),
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded defaults (generated toy data, bundled model)."""
@@ -546,7 +647,7 @@ def demo(
     _print_ingest(result["ingest"])
     _print_ablation(result)
     console.print(
-        f'warehouse: {result["warehouse"]}  (try: rmcurate sql "SELECT * FROM v_curated LIMIT 5")'
+        f'warehouse: {result["warehouse"]}  (try: rmcurate sql "{catalog.CURATED_PREVIEW_QUERY}")'
     )
 
 

@@ -12,10 +12,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def show(frame: pl.DataFrame, *, title: str | None = None, fmt: str = "table") -> None:
-    if fmt == "csv":
+def show(frame: pl.DataFrame, *, title: str | None = None, output: str = "table") -> None:
+    if output == "csv":
         sys.stdout.write(frame.write_csv())
-    elif fmt == "json":
+    elif output == "json":
         sys.stdout.write(frame.write_json() + "\n")
     else:
         table = Table(title=title, show_lines=False)

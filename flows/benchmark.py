@@ -3,10 +3,10 @@ length-bias probes and prompt-swap contextual accuracy for a list of trained mod
 
 from __future__ import annotations
 
-import polars as pl
 from prefect import flow
 
-from tasks.benchmark import evaluate_model, load_test_pairs, store
+from rmcore.evaluation.ablation import AblationConfig
+from tasks.benchmark import create_run, evaluate_model
 
 
 @flow(name="benchmark", log_prints=True)
@@ -14,24 +14,19 @@ def benchmark_flow(
     name: str,
     models: list[dict],
     dataset: str,
-    split: str = "test",
+    split: str = AblationConfig.test_split,
     group_by: list[str] | None = None,
     warehouse: str | None = None,
     device: str | None = None,
 ) -> dict:
     """`models`: [{"name", "path", "method", "seed"}, ...]. Writes `benchmark_results` rows."""
     group_by = group_by or []
-    dataset_id, test = load_test_pairs(warehouse, dataset, split, group_by)
-    evaluated = [evaluate_model(warehouse, m, test, group_by, device) for m in models]
-    rows, preds = pl.concat([e[0] for e in evaluated]), pl.concat([e[1] for e in evaluated])
-    params = {"models": models, "group_by": group_by}
-    run_id = store(
-        warehouse,
-        name=name,
-        dataset_id=dataset_id,
-        split=split,
-        params=params,
-        rows=rows,
-        preds=preds,
+    run = create_run(
+        warehouse, name=name, dataset=dataset, split=split, models=models, group_by=group_by
     )
-    return {"benchmark_run_id": run_id, "n_rows": rows.height, "n_test": test.height}
+    evaluated = [evaluate_model(warehouse, run["benchmark_run_id"], m, device) for m in models]
+    return {
+        "benchmark_run_id": run["benchmark_run_id"],
+        "n_rows": sum(e["n_rows"] for e in evaluated),
+        "n_test": run["n_test"],
+    }

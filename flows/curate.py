@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from rmcore.curation import SetDefinition
 from tasks.common import logger
-from tasks.curate import SetDefinition, augment_rrm, materialize, resolve_inputs, select_and_weigh
-from warehouse import curation as sql
-from warehouse.connection import reader
+from tasks.curate import build_curated_set, find_curated_set, resolve_curation_inputs
 
 
 def _run_name() -> str:
@@ -21,43 +20,38 @@ def _run_name() -> str:
 def curate_flow(
     name: str,
     dataset: str,
-    predicate: str = "split = 'train'",
-    rule: str = "uniform",
+    predicate: str = SetDefinition.predicate,
+    rule: str = SetDefinition.rule,
     params: dict | None = None,
-    augment: str | None = None,
-    keep_fraction: float = 0.5,
-    rrm_filter: bool = False,
-    seed: int = 0,
-    scoring_run: int | None = None,
+    augment: str | None = SetDefinition.augment,
+    keep_fraction: float = SetDefinition.keep_fraction,
+    rrm_filter: bool = SetDefinition.rrm_filter,
+    seed: int = SetDefinition.seed,
+    scoring_run_id: int | None = SetDefinition.scoring_run_id,
     warehouse: str | None = None,
 ) -> dict:
     """The same definition over the same inputs returns the existing set; a changed one
-    becomes the next version of `name`."""
-    if augment not in (None, "rrm"):
-        raise ValueError(f"augment must be None or 'rrm', got {augment!r}")
+    becomes the next version of `name`. `params=None` means the rule's defaults."""
     definition = SetDefinition(
-        name,
-        dataset,
-        predicate,
-        rule,
-        params or {},
-        augment,
-        keep_fraction,
-        rrm_filter,
-        seed,
-        scoring_run,
+        name=name,
+        dataset=dataset,
+        predicate=predicate,
+        rule=rule,
+        params=params or {},
+        augment=augment,
+        keep_fraction=keep_fraction,
+        rrm_filter=rrm_filter,
+        seed=seed,
+        scoring_run_id=scoring_run_id,
     )
-    dataset_id, run, digest = resolve_inputs(warehouse, definition)
-    with reader(warehouse) as con:
-        existing = sql.find_set(con, name, digest)
+    inputs = resolve_curation_inputs(warehouse, definition)
+    existing = find_curated_set(warehouse, name, inputs.digest)
     if existing:
         logger().info("curated set %s v%d already holds this definition", name, existing["version"])
         return existing | {"created": False}
-    weighted = select_and_weigh(warehouse, definition, dataset_id, run)
-    augmented, counts = (
-        augment_rrm(warehouse, definition, dataset_id, run, weighted) if augment else (None, {})
+    row = build_curated_set(warehouse, definition, inputs)
+    print(
+        f"curated set {name} v{row['version']}: {row['n_members']} members ({row['n_augmented']} augmented)"
+        f" from {row['n_candidates']} candidates, rule {rule}"
     )
-    row = materialize(warehouse, definition, dataset_id, run, digest, weighted, augmented, counts)
-    print(f"curated set {name} v{row['version']}: {row['n_members']} members ({row['n_augmented']} augmented) "
-          f"from {row['n_candidates']} candidates, rule {rule}")  # fmt: skip
     return row | {"created": True}

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from flows.pipeline import pipeline_flow
-from rmcore.demo import write_demo
-
-
-@task(name="generate-demo-data", cache_policy=NO_CACHE)
-def generate_demo_data(path: str, seed: int) -> str:
-    return str(write_demo(Path(path), seed=seed))
+from tasks.demo import generate_demo_data
 
 
 @flow(name="demo", log_prints=True)

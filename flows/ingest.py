@@ -7,15 +7,14 @@ from pathlib import Path
 
 from prefect import flow
 
-from rmcore.ingest.batch import DEFAULT_MAX_CHARS
-from tasks.common import logger
+from rmcore.ingest.config import IngestConfig
 from tasks.ingest import (
-    IngestSummary,
     check_quality,
     find_existing,
     fingerprint_source,
     parse_validate_store,
     publish_summary,
+    source_files,
 )
 
 
@@ -44,12 +43,12 @@ def ingest_flow(
     fmt: str | None = None,
     kind: str | None = None,
     warehouse: str | None = None,
-    reports_dir: str = "reports",
-    ranked_mode: str = "best-vs-worst",
-    default_split: str = "train",
-    max_chars: int = DEFAULT_MAX_CHARS,
-    hf_split: str | None = None,
-    quality: bool = True,
+    reports_dir: str = IngestConfig.reports_dir,
+    ranked_mode: str = IngestConfig.ranked_mode,
+    default_split: str = IngestConfig.default_split,
+    max_chars: int = IngestConfig.max_chars,
+    hf_split: str | None = IngestConfig.hf_split,
+    quality: bool = IngestConfig.quality,
     progress: bool = False,
 ) -> dict:
     """Ingest one source version. Unchanged content (same hash) is a no-op; changed content
@@ -58,22 +57,16 @@ def ingest_flow(
     start = time.perf_counter()
     name = name or default_name(source)
     kind, digest = fingerprint_source(source, kind)
-    existing = find_existing(warehouse, name, digest)
-    if existing is not None:
-        logger().info(
-            "%s v%d already holds this content (sha256 %s): not stored again",
-            name,
-            existing.version,
-            digest[:12],
+    summary = find_existing(warehouse, name, digest)
+    if summary is None:
+        config = IngestConfig(
+            ranked_mode=ranked_mode,
+            default_split=default_split,
+            max_chars=max_chars,
+            hf_split=hf_split,
+            reports_dir=reports_dir,
+            quality=quality,
         )
-        summary = IngestSummary.from_row(existing)
-    else:
-        options = {
-            "ranked_mode": ranked_mode,
-            "default_split": default_split,
-            "max_chars": max_chars,
-            "hf_split": hf_split,
-        }
         summary = parse_validate_store(
             warehouse,
             uri=source,
@@ -81,28 +74,19 @@ def ingest_flow(
             fmt=fmt,
             name=name,
             digest=digest,
-            options=options,
+            config=config,
             progress=progress,
         )
-    if (
-        quality and summary.status == "ingested"
-    ):  # new, or stored by a run that died before its quality check
-        outcome = check_quality(
-            warehouse, summary.dataset_id, f"{name}-v{summary.version}", reports_dir, max_chars
-        )
-        summary.status = "passed_quality" if outcome.success else "failed_quality"
-        summary.report_path = str(outcome.report_path) if outcome.report_path else None
-    summary.seconds = time.perf_counter() - start
-    publish_summary(summary)
-    print(
-        f"{name} v{summary.version}: input {summary.n_input} = stored {summary.n_rows_stored} + quarantined "
-        f"{summary.n_quarantined} ({'reconciles' if summary.reconciles else 'MISMATCH'}); {summary.n_pairs} pairs; {summary.status}"
-    )
-    if summary.status == "failed_quality":
+    # New, or stored by a run that died before its quality check.
+    if quality and summary.status == "ingested":
+        summary = check_quality(warehouse, summary, reports_dir=reports_dir, max_chars=max_chars)
+    result = publish_summary(summary, seconds=time.perf_counter() - start)
+    if result["status"] == "failed_quality":
         raise QualityFailed(
-            f"data quality failed for {name} v{summary.version}; see `rmcurate datasets` and the report: {summary.report_path}"
+            f"data quality failed for {name} v{result['version']}; see `rmcurate datasets`"
+            f" and the report: {result['report_path']}"
         )
-    return summary.as_dict()
+    return result
 
 
 @flow(name="ingest-folder", log_prints=True)
@@ -110,23 +94,18 @@ def ingest_folder_flow(
     folder: str,
     pattern: str = "*",
     warehouse: str | None = None,
-    reports_dir: str = "reports",
+    reports_dir: str = IngestConfig.reports_dir,
     fmt: str | None = None,
-    quality: bool = True,
+    quality: bool = IngestConfig.quality,
 ) -> list[dict]:
     """Ingest every matching file of a watched folder, one dataset per file (named after it).
     Unchanged files are no-ops, so the deployment can re-run it on a schedule."""
-    files = sorted(
-        p for p in Path(folder).glob(pattern) if p.is_file() and not p.name.startswith(".")
-    )
-    if not files:
-        logger().warning("no files match %s in %s", pattern, folder)
     results, failed = [], []
-    for path in files:
+    for path in source_files(folder, pattern):
         try:
             results.append(
                 ingest_flow(
-                    source=str(path),
+                    source=path,
                     warehouse=warehouse,
                     reports_dir=reports_dir,
                     fmt=fmt,

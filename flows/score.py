@@ -7,7 +7,6 @@ with `task_runner="dask"` (prefect-dask), or GPU work-pool deployments (README r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 
@@ -21,10 +20,10 @@ from tasks.common import logger
 from tasks.score import (
     RunPlan,
     embed_texts,
+    finished_shards,
     merge_shards,
     plan_run,
     score_shard,
-    shard_marker,
     summarize_run,
 )
 
@@ -44,15 +43,15 @@ def _run_name() -> str:
 def score_flow(
     dataset: str,
     model: str | None = None,
-    m: int = 16,
-    weights: str = "uniform",
-    criterion: str = "balanced",
-    seed: int = 0,
-    beta: float = 1.0,
-    temperature: float = 0.1,
-    lm: str | None = None,
+    prompts_per_pair: int = ScoringConfig.prompts_per_pair,
+    weights: str = ScoringConfig.weights,
+    criterion: str = ScoringConfig.criterion,
+    seed: int = ScoringConfig.seed,
+    beta: float = ScoringConfig.beta,
+    temperature: float = ScoringConfig.temperature,
+    lm: str | None = ScoringConfig.lm,
     pool: str | None = None,
-    shard_size: int = 2048,
+    shard_size: int = ScoringConfig.shard_size,
     warehouse: str | None = None,
     device: str | None = None,
     progress: bool = False,
@@ -67,7 +66,7 @@ def score_flow(
     `shard_deployment="score-shard/<name>"`, as runs of that deployment on its work pool (e.g.
     GPU workers that see the same filesystem); the merge always happens here."""
     config = ScoringConfig(
-        m=m,
+        prompts_per_pair=prompts_per_pair,
         seed=seed,
         criterion=criterion,
         weights=weights,
@@ -95,7 +94,7 @@ def score_flow(
         timings |= {
             "embed_seconds": time.perf_counter() - start,
             "embedded_texts": emb["embedded"],
-            "embed_forward": emb["forward"],
+            "embed_forward_passes": emb["forward_passes"],
         }
     start = time.perf_counter()
     if shard_deployment:
@@ -121,6 +120,8 @@ def _shards_as_deployment_runs(deployment: str, warehouse: str | None, plan: Run
 
     from prefect.deployments import run_deployment
 
+    done = finished_shards(plan)
+
     async def submit_all() -> None:
         runs = [
             run_deployment(
@@ -129,7 +130,7 @@ def _shards_as_deployment_runs(deployment: str, warehouse: str | None, plan: Run
                 timeout=None,
             )
             for s in range(plan.n_shards)
-            if not shard_marker(plan.run_dir, s).exists()
+            if s not in done
         ]
         finished = await asyncio.gather(*runs)
         failed = [r.name for r in finished if not r.state.is_completed()]
@@ -137,7 +138,8 @@ def _shards_as_deployment_runs(deployment: str, warehouse: str | None, plan: Run
             raise RuntimeError(f"shard runs failed: {failed}; rerun to resume the rest")
 
     asyncio.run(submit_all())
-    return [json.loads(shard_marker(plan.run_dir, s).read_text()) for s in range(plan.n_shards)]
+    stats = finished_shards(plan)
+    return [stats[s] for s in range(plan.n_shards)]
 
 
 @flow(name="score-shard", log_prints=True)
@@ -157,7 +159,12 @@ def with_dask(n_workers: int = 2, threads_per_worker: int = 1, address: str | No
     else:
         runner = DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
-            cluster_kwargs={"n_workers": n_workers, "threads_per_worker": threads_per_worker, "processes": True,
-                            "host": "127.0.0.1", "dashboard_address": None},
-        )  # fmt: skip
+            cluster_kwargs={
+                "n_workers": n_workers,
+                "threads_per_worker": threads_per_worker,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": None,
+            },
+        )
     return score_flow.with_options(task_runner=runner)

@@ -3,13 +3,11 @@ format with a model card, registered in the warehouse."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
-from rmcore.training import TrainConfig
+from rmcore.training import ModelSpec, TrainConfig, default_lr
 from tasks.common import logger
-from tasks.train import config_dict, config_digest, find_model, fit, load_training_data, register
+from tasks.train import find_model, fit_reward_model, register_model
 
 
 def _run_name() -> str:
@@ -21,48 +19,56 @@ def _run_name() -> str:
 @flow(name="train", flow_run_name=_run_name, log_prints=True)
 def train_flow(
     name: str,
-    curated_set: str | None = None,
-    dataset: str | None = None,
-    split: str = "train",
-    val_split: str | None = "validation",
-    backend: str = "embed-head",
-    base_model: str = "bundled",
-    epochs: int = 10,
+    curated_set: str | None = ModelSpec.curated_set,
+    dataset: str | None = ModelSpec.dataset,
+    split: str = ModelSpec.split,
+    val_split: str | None = ModelSpec.val_split,
+    backend: str = ModelSpec.backend,
+    base_model: str = ModelSpec.base_model,
+    epochs: int = TrainConfig.epochs,
     lr: float | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    margin: float = 0.0,
-    center_coef: float = 0.0,
-    max_steps: int | None = None,
-    early_stopping_patience: int | None = None,
-    lora: bool = False,
+    batch_size: int = TrainConfig.batch_size,
+    seed: int = TrainConfig.seed,
+    margin: float = TrainConfig.margin,
+    center_coef: float = TrainConfig.center_coef,
+    max_steps: int | None = TrainConfig.max_steps,
+    early_stopping_patience: int | None = TrainConfig.early_stopping_patience,
+    lora: bool = TrainConfig.lora,
     models_dir: str | None = None,
     warehouse: str | None = None,
-    device: str | None = None,
-    progress: bool = False,
+    device: str | None = TrainConfig.device,
+    progress: bool = TrainConfig.progress,
 ) -> dict:
     """Train `name` on `curated_set` (its weights apply) or on `dataset`'s `split` (uniform).
-    Retraining the same name with the same data and options returns the saved model."""
-    lr = lr if lr is not None else (1e-3 if backend == "embed-head" else 2e-5)
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, margin=margin, center_coef=center_coef,
-                         max_steps=max_steps, early_stopping_patience=early_stopping_patience, lora=lora, device=device,
-                         progress=progress)  # fmt: skip
-    digest = config_digest(curated_set=curated_set, dataset=dataset, split=split, val_split=val_split, backend=backend,
-                           base_model=base_model, config=config_dict(config) | {"progress": None})  # fmt: skip
-    existing = find_model(warehouse, name)
-    if existing and existing["config"].get("digest") == digest and Path(existing["path"]).exists():
+    `lr=None` is the backend's default (`rmcore.training.default_lr`). Retraining the same
+    name with the same data and options returns the saved model."""
+    config = TrainConfig(
+        epochs=epochs,
+        lr=default_lr(backend) if lr is None else lr,
+        batch_size=batch_size,
+        seed=seed,
+        margin=margin,
+        center_coef=center_coef,
+        max_steps=max_steps,
+        early_stopping_patience=early_stopping_patience,
+        lora=lora,
+        device=device,
+        progress=progress,
+    )
+    spec = ModelSpec(
+        curated_set=curated_set,
+        dataset=dataset,
+        split=split,
+        val_split=val_split,
+        backend=backend,
+        base_model=base_model,
+        config=config,
+    )
+    existing = find_model(warehouse, name, spec)
+    if existing:
         logger().info("model %s is already trained with these inputs: %s", name, existing["path"])
         return existing | {"trained": False}
-    train, val, info = load_training_data(
-        warehouse, curated_set=curated_set, dataset=dataset, split=split, val_split=val_split
-    )
-    result = fit(
-        warehouse, backend=backend, base_model=base_model, train=train, val=val, config=config
-    )
-    from warehouse.connection import warehouse_path
-
-    root = Path(models_dir) if models_dir else warehouse_path(warehouse).parent / "models"
-    out = register(warehouse, name=name, path=root / name, result=result, backend=backend,
-                   info=info | {"base_model": base_model, "n_train": train.height}, config=config_dict(config), digest=digest)  # fmt: skip
-    print(f"model {name}: {train.height} training pairs, metrics {out['metrics']}")
+    fitted = fit_reward_model(warehouse, spec, name, models_dir)
+    out = register_model(warehouse, spec, fitted)
+    print(f"model {name}: {fitted['n_train']} training pairs, metrics {out['metrics']}")
     return out | {"trained": True}

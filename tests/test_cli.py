@@ -57,15 +57,19 @@ def test_sql_on_missing_warehouse_is_a_clear_error(tmp_path):
 
 def test_sql_waits_then_reports_busy(populated, monkeypatch):
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys, time
             con = duckdb.connect({populated!r})
             print("locked", flush=True)
             time.sleep(30)
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         monkeypatch.setenv("RMCURATE_BUSY_TIMEOUT", "1.5")

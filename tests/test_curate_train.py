@@ -25,7 +25,7 @@ def scored(tmp_path_factory, prefect_server):
     wh = str(root / "wh.duckdb")
     ingest_flow(source=str(src), name="toy", warehouse=wh, quality=False)
     ref = train_flow(name="ref", dataset="toy", epochs=3, warehouse=wh)
-    run = score_flow(dataset="toy", model=ref["path"], m=4, warehouse=wh)
+    run = score_flow(dataset="toy", model=ref["path"], prompts_per_pair=4, warehouse=wh)
     return {"wh": wh, "ref": ref, "run": run["scoring_run_id"], "root": root}
 
 
@@ -142,7 +142,7 @@ def test_rrm_pairs_are_stored_with_provenance(scored):
 
 def test_rrm_filter_keeps_only_pairs_the_reference_gets_wrong_or_is_unsure_of(scored):
     from flows.curate import curate_flow
-    from tasks.score import reference_scorer, score_combos
+    from rmcore.stages.scores import lookup_scores, reference_scorer, score_combos
 
     wh = scored["wh"]
     full = curate_flow(name="rrm-all", dataset="toy", augment="rrm", seed=4, warehouse=wh)
@@ -151,10 +151,14 @@ def test_rrm_filter_keeps_only_pairs_the_reference_gets_wrong_or_is_unsure_of(sc
     )
     assert 0 < kept["n_augmented"] < full["n_augmented"]
     aug = pl.DataFrame(
-        q(wh, "SELECT prompt_id, chosen_id, rejected_id, label FROM v_curated WHERE curated_set_id = ? AND augmentation = 'rrm'",
-          [kept["curated_set_id"]]),
-        schema=["prompt_id", "chosen_id", "rejected_id", "label"], orient="row",
-    )  # fmt: skip
+        q(
+            wh,
+            "SELECT prompt_id, chosen_id, rejected_id, label FROM v_curated WHERE curated_set_id = ? AND augmentation = 'rrm'",
+            [kept["curated_set_id"]],
+        ),
+        schema=["prompt_id", "chosen_id", "rejected_id", "label"],
+        orient="row",
+    )
     scorer, encoder_id = reference_scorer(wh, scored["run"])
     combos = pl.concat(
         [
@@ -163,8 +167,10 @@ def test_rrm_filter_keeps_only_pairs_the_reference_gets_wrong_or_is_unsure_of(sc
         ]
     ).unique()
     table = score_combos(wh, scorer, encoder_id, combos)
-    r = {(p, y): v for p, y, v in table.iter_rows()}
-    gap = torch.tensor([r[(p, c)] - r[(p, x)] for p, c, x, _ in aug.iter_rows()])
+    gap = torch.from_numpy(
+        lookup_scores(table, aug["prompt_id"], aug["chosen_id"])
+        - lookup_scores(table, aug["prompt_id"], aug["rejected_id"])
+    )
     assert ((torch.sigmoid(gap) - torch.tensor(aug["label"].to_list())).abs() >= 0.2 - 1e-6).all()
 
 
@@ -217,7 +223,7 @@ def test_export_in_trl_explicit_format(scored, tmp_path, fmt):
 
 def test_trained_embed_head_reloads_with_identical_scores(scored):
     from rmcore.models.loading import load_scorer
-    from tasks.score import load_model
+    from rmcore.stages.scores import load_model
 
     path = scored["ref"]["path"]
     texts = q(scored["wh"], "SELECT prompt, chosen FROM v_pairs ORDER BY pair_id LIMIT 16")

@@ -296,3 +296,46 @@ def test_rrm_invalid_inputs() -> None:
         rrm_augment(_pairs([5, 1]), seed=0)
     with pytest.raises(ValueError, match="finite gaps"):
         rrm_augment(pairs, seed=0, reference_gap=lambda x, a, b: np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- set definitions
+
+
+def test_set_definition_is_keyword_only_and_checks_the_augmentation() -> None:
+    from rmcore.curation import SetDefinition
+
+    with pytest.raises(TypeError):
+        SetDefinition("s", "toy")  # type: ignore[misc]
+    with pytest.raises(ValueError, match="augment"):
+        SetDefinition(name="s", dataset="toy", augment="mixup")
+    plain = SetDefinition(name="s", dataset="toy")
+    assert not plain.needs_scores
+    assert SetDefinition(name="s", dataset="toy", rule="prompt-free-filter").needs_scores
+    assert SetDefinition(name="s", dataset="toy", rrm_filter=True).needs_scores
+    assert SetDefinition(name="s", dataset="toy", predicate="free_gap < 0").needs_scores
+
+
+def test_set_identity_covers_the_definition_and_its_inputs() -> None:
+    from rmcore.curation import SetDefinition
+
+    base = SetDefinition(name="s", dataset="toy", rule="prompt-free-priority", params={"tau": 1.0})
+    digest = base.identity(dataset_id=1, scoring_run_id=2)
+    assert len(digest) == 64
+    assert digest == SetDefinition(
+        name="s", dataset="toy", rule="prompt-free-priority", params={"tau": 1.0}
+    ).identity(dataset_id=1, scoring_run_id=2)
+    assert digest != base.identity(dataset_id=1, scoring_run_id=3)
+    assert digest != base.identity(dataset_id=2, scoring_run_id=2)
+    other = SetDefinition(name="s", dataset="toy", rule="prompt-free-priority", params={"tau": 2.0})
+    assert digest != other.identity(dataset_id=1, scoring_run_id=2)
+
+
+def test_method_names_join_models_and_benchmarks() -> None:
+    from rmcore.curation import METHODS, method_name
+
+    for name, spec in METHODS.items():
+        assert method_name(spec["rule"], spec.get("augment")) == name
+    assert method_name("uniform", None) == "vanilla"
+    assert method_name("uniform", "rrm") == "rrm"
+    assert method_name("priority-sampling", None) == "priority-sampling"
+    assert method_name("prompt-free-filter", "rrm") == "prompt-free-filter+rrm"

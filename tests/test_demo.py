@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -15,6 +16,8 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from rmcore import demo
+from rmcore.demo import bank
+from rmcore.ingest.batch import SPLITS
 
 COLUMNS = {
     "prompt": pl.String,
@@ -175,6 +178,38 @@ def test_invalid_arguments() -> None:
         demo.generate_demo(n_adversarial=3)
     with pytest.raises(ValueError, match="train_long_rate"):
         demo.generate_demo(train_long_rate=1.5)
+
+
+def test_default_demo_content_is_pinned() -> None:
+    """The default demo (what `rmcurate demo` ingests) row for row; a changed text bank,
+    draw order or split rule changes this digest."""
+    rows = (
+        demo.generate_demo()
+        .select(
+            "prompt", "chosen", "rejected", "split", "setup", "topic", "len_chosen", "len_rejected"
+        )
+        .rows()
+    )
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    assert digest == "611866e842b17fdbeeccee1d09dcb819823390c16ddcb7d44b31bc01a0ca6179"
+
+
+def test_text_bank_is_package_data() -> None:
+    raw = bank.load_bank()
+    assert set(raw) == {
+        "prompt_templates",
+        "question_templates",
+        "one_sentence_prefix",
+        "detailed_prefix",
+        "fillers",
+        "opener",
+        "closer",
+        "topics",
+    }
+    assert bank.files("rmcore.demo").joinpath(bank.BANK_FILE).is_file()
+    assert [tp.name for tp in demo.TOPICS] == [t["name"] for t in raw["topics"]]
+    assert all(isinstance(tp.keywords, tuple) and tp.keywords for tp in demo.TOPICS)
+    assert demo.SPLITS is SPLITS  # one definition, in ingest
 
 
 def test_write_demo_roundtrips_jsonl(tmp_path) -> None:

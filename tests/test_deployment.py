@@ -111,10 +111,24 @@ def test_ingest_deployment_runs_on_process_worker(tmp_path: Path) -> None:
     try:
         with log.open("w") as out:
             server = subprocess.Popen(
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                 "--no-ui", "--no-scheduler", "--analytics-off"],
-                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    PREFECT,
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-ui",
+                    "--no-scheduler",
+                    "--analytics-off",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         procs.append(server)
         _wait_healthy(api_url, server, log)
 
@@ -136,9 +150,13 @@ def test_ingest_deployment_runs_on_process_worker(tmp_path: Path) -> None:
 
         worker = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", POOL, "--run-once"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,  # its flow-run child dies with the group in `finally`
-        )  # fmt: skip
+        )
         procs.append(worker)
         worker_log, _ = worker.communicate(timeout=RUN_S)
         run = _wait_terminal(api_url, flow_run_id)

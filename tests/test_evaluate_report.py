@@ -7,7 +7,16 @@ import polars as pl
 import pytest
 
 from rmcore.evaluation.evaluate import both_orientations, evaluate_pairs, prompt_swap_rows
-from rmcore.evaluation.report import compare, summary_table, write_report
+from rmcore.evaluation.report import (
+    compare,
+    display_summary,
+    findings,
+    summary_table,
+    write_report,
+)
+from rmcore.evaluation.specs import HEADLINE, SPECS
+
+SHORTER = ("preference", "winner_shorter", "accuracy")
 
 
 def tiny_test() -> pl.DataFrame:
@@ -42,6 +51,7 @@ def test_evaluate_pairs_by_hand():
     assert value(rows, "all", "n_ties") == 1
     assert value(rows, "winner_longer", "accuracy") == pytest.approx(0.5)  # pairs a, b
     assert value(rows, "winner_shorter", "accuracy") == pytest.approx(0.0)  # pair c (d is a tie)
+    assert value(rows, "winner_shorter", "n_ties") == 1  # the tie's chosen counts as its winner
     assert value(rows, "setup=x", "accuracy") == pytest.approx(0.5)
     # Brier by hand over all four pairs: (s(g) - label)^2.
     s = 1 / (1 + np.exp(-np.array([1.0, -1.0, -1.0, 0.3])))
@@ -61,12 +71,26 @@ def test_both_orientations_make_all_ones_labels_calibratable():
     np.testing.assert_allclose(p[:2] + p[2:], 1.0)
 
 
-def results_frame(values: dict[str, list[float]]) -> pl.DataFrame:
-    rows = []
-    for method, vals in values.items():
-        for seed, v in enumerate(vals):
-            rows.append({"model": f"{method}-{seed}", "method": method, "seed": seed, "benchmark": "preference", "subset": "winner_shorter",
-                         "n": 100, "metric": "accuracy", "value": v, "ci_low": None, "ci_high": None})  # fmt: skip
+def results_frame(
+    values: dict[str, list[float]], key: tuple[str, str, str] = SHORTER
+) -> pl.DataFrame:
+    benchmark, subset, metric = key
+    rows = [
+        {
+            "model": f"{method}-{seed}",
+            "method": method,
+            "seed": seed,
+            "benchmark": benchmark,
+            "subset": subset,
+            "n": 100,
+            "metric": metric,
+            "value": v,
+            "ci_low": None,
+            "ci_high": None,
+        }
+        for method, vals in values.items()
+        for seed, v in enumerate(vals)
+    ]
     return pl.DataFrame(rows)
 
 
@@ -74,15 +98,15 @@ def test_compare_says_what_the_intervals_say():
     clear = summary_table(
         results_frame({"vanilla": [0.60, 0.61, 0.62], "prio": [0.80, 0.81, 0.82]})
     )
-    assert "better" in compare(clear, "bias-breaking: winner is shorter", "prio")
+    assert "better" in compare(clear, SHORTER, "prio")
     worse = summary_table(
         results_frame({"vanilla": [0.80, 0.81, 0.82], "prio": [0.60, 0.61, 0.62]})
     )
-    assert "worse" in compare(worse, "bias-breaking: winner is shorter", "prio")
+    assert "worse" in compare(worse, SHORTER, "prio")
     noisy = summary_table(results_frame({"vanilla": [0.5, 0.7, 0.6], "prio": [0.55, 0.75, 0.6]}))
-    assert "overlap" in compare(noisy, "bias-breaking: winner is shorter", "prio")
+    assert "overlap" in compare(noisy, SHORTER, "prio")
     single = summary_table(results_frame({"vanilla": [0.5], "prio": [0.7]}))
-    assert "not conclusive" in compare(single, "bias-breaking: winner is shorter", "prio")
+    assert "not conclusive" in compare(single, SHORTER, "prio")
 
 
 def test_write_report_has_tables_and_figures(tmp_path):
@@ -96,9 +120,48 @@ def test_write_report_has_tables_and_figures(tmp_path):
     )
     scored = pl.DataFrame({"free_gap": [0.1, -0.5, 2.0], "length_diff_chars": [10.0, -20.0, 40.0]})
     summary = summary_table(results)
-    html, md = write_report(tmp_path, title="t", meta={"seeds": [0, 1]}, summary=summary, results=results, preds=preds, scored=scored,
-                            findings=[compare(summary, "bias-breaking: winner is shorter", "prio")])  # fmt: skip
+    html, md = write_report(
+        tmp_path,
+        title="t",
+        meta={"seeds": [0, 1]},
+        summary=summary,
+        results=results,
+        preds=preds,
+        scored=scored,
+        findings=[compare(summary, SHORTER, "prio")],
+    )
     page = html.read_text()
     for fig in ("accuracy.png", "calibration.png", "free_gap_hist.png", "free_vs_length.png"):
         assert (tmp_path / fig).stat().st_size > 1000 and fig in page
     assert "data-figures-loaded" in page and "prio vs vanilla" in md.read_text()
+
+
+def test_compare_reads_the_direction_from_the_spec():
+    # log-loss: lower is better, so a clearly lower mean is "better".
+    lower = summary_table(
+        results_frame(
+            {"vanilla": [0.70, 0.71, 0.72], "prio": [0.50, 0.51, 0.52]},
+            key=("preference", "all", "log_loss"),
+        )
+    )
+    sentence = compare(lower, ("preference", "all", "log_loss"), "prio")
+    assert sentence.startswith("prio vs vanilla on log-loss:") and "better" in sentence
+    assert SPECS[("preference", "all", "ece")].higher_is_better is False
+    assert "not measured" in compare(lower, SHORTER, "prio")
+    with pytest.raises(KeyError):
+        compare(lower, ("preference", "all", "no-such-metric"), "prio")
+
+
+def test_summary_is_keyed_and_displayed_by_title():
+    summary = summary_table(results_frame({"vanilla": [0.6, 0.62], "prio": [0.8, 0.79]}))
+    assert summary.select("benchmark", "subset", "metric").unique().rows() == [SHORTER]
+    shown = display_summary(summary)
+    assert shown.columns == ["metric", "method", "seeds", "mean", "ci_low", "ci_high"]
+    assert shown["metric"].unique().to_list() == ["bias-breaking: winner is shorter"]
+    assert [s.title for s in HEADLINE][:2] == [
+        "held-out accuracy",
+        "bias-breaking: winner is shorter",
+    ]
+    lines = findings(summary, ["vanilla", "prio"])
+    assert len(lines) == 3 and lines[0].startswith("prio vs vanilla on bias-breaking")
+    assert "not measured" in lines[1]  # held-out accuracy is not in these results

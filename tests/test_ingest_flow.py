@@ -9,7 +9,6 @@ import duckdb
 import pytest
 
 from flows.ingest import QualityFailed, ingest_flow
-from tests.test_ingest_formats import BAD_LINES, bad_file, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -22,17 +21,19 @@ def counts(path: str, sql: str, params=()) -> list[tuple]:
         con.close()
 
 
-def test_flow_reconciles_and_quarantines_with_reasons(tmp_path, warehouse_file):
-    path, n_good = bad_file(tmp_path)
+def test_flow_reconciles_and_quarantines_with_reasons(
+    tmp_path, warehouse_file, bad_file, bad_lines
+):
+    path, n_good = bad_file
     summary = ingest_flow(
         source=str(path), warehouse=warehouse_file, reports_dir=str(tmp_path / "reports")
     )
-    assert summary["reconciles"] and summary["n_input"] == n_good + len(BAD_LINES)
+    assert summary["reconciles"] and summary["n_input"] == n_good + len(bad_lines)
     assert summary["status"] == "passed_quality"
     [(n_pairs,)] = counts(warehouse_file, "SELECT count(*) FROM pairs")
     stored = counts(warehouse_file, "SELECT source_row, reason FROM quarantine ORDER BY source_row")
     assert n_pairs == n_good
-    assert stored == [(n_good + i, reason) for i, (_, reason) in enumerate(BAD_LINES)]
+    assert stored == [(n_good + i, reason) for i, (_, reason) in enumerate(bad_lines)]
     [(flow_run_id, status, n_in, n_q)] = counts(
         warehouse_file, "SELECT flow_run_id, status, n_input, n_quarantined FROM datasets"
     )
@@ -40,7 +41,7 @@ def test_flow_reconciles_and_quarantines_with_reasons(tmp_path, warehouse_file):
     assert counts(warehouse_file, "SELECT count(DISTINCT flow_run_id) FROM pairs") == [(1,)]
 
 
-def test_reingest_is_noop_and_changed_source_is_new_version(tmp_path, warehouse_file):
+def test_reingest_is_noop_and_changed_source_is_new_version(tmp_path, warehouse_file, write_jsonl):
     rows = [{"prompt": f"p{i}", "chosen": "shared answer", "rejected": f"r{i}"} for i in range(20)]
     src = write_jsonl(tmp_path / "d.jsonl", rows)
     first = ingest_flow(source=str(src), warehouse=warehouse_file, reports_dir=str(tmp_path / "r"))
@@ -61,7 +62,7 @@ def test_reingest_is_noop_and_changed_source_is_new_version(tmp_path, warehouse_
     ]
 
 
-def test_failing_expectation_marks_dataset_and_writes_report(tmp_path, warehouse_file):
+def test_failing_expectation_marks_dataset_and_writes_report(tmp_path, warehouse_file, write_jsonl):
     # Valid rows, but every label is a tie: the batch carries no preference signal.
     rows = [
         {"prompt": f"p{i}", "chosen": f"a{i}", "rejected": f"b{i}", "label": 0.5} for i in range(30)
@@ -95,3 +96,25 @@ def test_hf_disk_source_through_flow(tmp_path, warehouse_file):
         json.loads(counts(warehouse_file, "SELECT options FROM datasets")[0][0])["ranked_mode"]
         == "best-vs-worst"
     )
+
+
+def test_reingest_reconciles_against_the_stored_rows(tmp_path, warehouse_file, bad_file):
+    """A version found already ingested reports the rows the warehouse holds: a lost
+    quarantine row shows as a mismatch instead of being derived away."""
+    path, _ = bad_file
+    reports = str(tmp_path / "reports")
+    first = ingest_flow(source=str(path), warehouse=warehouse_file, reports_dir=reports)
+    again = ingest_flow(source=str(path), warehouse=warehouse_file, reports_dir=reports)
+    assert again["skipped"] and again["reconciles"]
+    keys = ("n_input", "n_pairs", "n_rows_stored", "n_quarantined")
+    assert [again[k] for k in keys] == [first[k] for k in keys]
+    con = duckdb.connect(warehouse_file)
+    try:
+        con.execute(
+            "DELETE FROM quarantine WHERE source_row = (SELECT max(source_row) FROM quarantine)"
+        )
+    finally:
+        con.close()
+    tampered = ingest_flow(source=str(path), warehouse=warehouse_file, reports_dir=reports)
+    assert tampered["skipped"] and not tampered["reconciles"]
+    assert tampered["n_quarantined"] == first["n_quarantined"] - 1

@@ -18,17 +18,11 @@ from rmcore.ingest.sources import SourceError, detect_kind, read_source
 from rmcore.textnorm import WHITESPACE, normalize_expr, normalize_text, text_id
 
 
-def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
-    data = "\n".join(json.dumps(r) for r in rows).encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
 def triples(batch) -> list[tuple]:
     return list(batch.pairs.select("prompt", "chosen", "rejected", "label").iter_rows())
 
 
-def test_explicit_jsonl(tmp_path):
+def test_explicit_jsonl(tmp_path, write_jsonl):
     rows = [
         {
             "prompt": "Q1",
@@ -47,7 +41,7 @@ def test_explicit_jsonl(tmp_path):
     assert batch.pairs["prompt_id"][0] == text_id("Q1")
 
 
-def test_hh_transcripts_gzip(tmp_path):
+def test_hh_transcripts_gzip(tmp_path, write_jsonl):
     shared = "\n\nHuman: What is 2+2?\n\nAssistant: 4.\n\nHuman: And 3+3?\n\nAssistant:"
     rows = [
         {"chosen": shared + " It is 6.", "rejected": shared + " It is 7."},
@@ -64,7 +58,7 @@ def test_hh_transcripts_gzip(tmp_path):
     ]
 
 
-def test_hh_diverging_earlier_uses_last_shared_marker(tmp_path):
+def test_hh_diverging_earlier_uses_last_shared_marker(tmp_path, write_jsonl):
     rows = [
         {
             "chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d",
@@ -77,7 +71,7 @@ def test_hh_diverging_earlier_uses_last_shared_marker(tmp_path):
     ]
 
 
-def test_conversational_with_and_without_prompt(tmp_path):
+def test_conversational_with_and_without_prompt(tmp_path, write_jsonl):
     user = {"role": "user", "content": "Name a colour"}
     rows_with = [
         {
@@ -142,7 +136,7 @@ def test_alpacaeval_json_array_with_tie(tmp_path):
     assert json.loads(batch.pairs["provenance"][0]) == {"generator_2": "m"}
 
 
-def test_ranked_best_vs_worst_and_all_pairs(tmp_path):
+def test_ranked_best_vs_worst_and_all_pairs(tmp_path, write_jsonl):
     rows = [
         {
             "prompt": "P",
@@ -189,42 +183,10 @@ def test_detect_format_errors_name_the_keys():
         read_source("/nonexistent/file.jsonl")
 
 
-# Ten kinds of bad rows, each with the reason code it must get.
-BAD_LINES: list[tuple[bytes, str]] = [
-    (b'{"prompt": "trunc', "unparseable"),
-    (b'{"prompt": "p", "chosen": 5, "rejected": "r"}', "wrong_type"),
-    (b'{"prompt": "p", "rejected": "r"}', "missing_field"),
-    (b'{"prompt": "p", "chosen": "   ", "rejected": "r"}', "empty_text"),
-    (b'{"prompt": "p", "chosen": "same", "rejected": "same"}', "identical_responses"),
-    (b'{"prompt": "p", "chosen": "\xff\xfe", "rejected": "r"}', "invalid_utf8"),
-    (b'{"prompt": "p", "chosen": "\\ud800", "rejected": "r"}', "invalid_utf8"),
-    (b'{"prompt": "p", "chosen": "' + b"x" * 10_000_001 + b'", "rejected": "r"}', "text_too_long"),
-    (b'{"prompt": "p", "chosen": "a", "rejected": "b", "label": NaN}', "invalid_label"),
-    (b'{"prompt": "p", "chosen": "a", "rejected": "b", "label": 1.5}', "invalid_label"),
-    (b'{"prompt": "p", "chosen": "a", "rejected": "b", "label": "high"}', "invalid_label"),
-    (b'{"prompt": "p", "chosen": "a", "rejected": "b", "split": "holdout"}', "invalid_split"),
-    (b'{"prompt": "good", "chosen": "a", "rejected": "b"}', "duplicate_pair"),
-    (b"[1, 2, 3]", "unparseable"),
-]
-
-
-def bad_file(tmp_path: Path) -> tuple[Path, int]:
-    good = [json.dumps({"prompt": "good", "chosen": "a", "rejected": "b"}).encode()]
-    good += [
-        json.dumps(
-            {"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}", "split": "validation"}
-        ).encode()
-        for i in range(5)
-    ]
-    path = tmp_path / "bad.jsonl"
-    path.write_bytes(b"\n".join(good + [line for line, _ in BAD_LINES]) + b"\n")
-    return path, len(good)
-
-
-def test_every_bad_row_gets_its_reason(tmp_path):
-    path, n_good = bad_file(tmp_path)
+def test_every_bad_row_gets_its_reason(bad_file, bad_lines):
+    path, n_good = bad_file
     batch = build_batch(read_source(str(path)))
-    assert batch.n_input == n_good + len(BAD_LINES)
+    assert batch.n_input == n_good + len(bad_lines)
     assert batch.pairs.height == n_good
     assert batch.reconciles
     got = dict(
@@ -234,12 +196,12 @@ def test_every_bad_row_gets_its_reason(tmp_path):
             strict=True,
         )
     )
-    assert got == {n_good + i: reason for i, (_, reason) in enumerate(BAD_LINES)}
+    assert got == {n_good + i: reason for i, (_, reason) in enumerate(bad_lines)}
     assert len(set(got.values())) >= 10
     assert all(batch.quarantine["raw"].is_not_null())
 
 
-def test_bad_row_does_not_make_a_later_valid_twin_a_duplicate(tmp_path):
+def test_bad_row_does_not_make_a_later_valid_twin_a_duplicate(tmp_path, write_jsonl):
     # Regression: duplicates were judged against quarantined rows too, so the valid second
     # row was lost as a "duplicate" of an invalid first row with the same texts.
     rows = [
@@ -338,11 +300,15 @@ def test_normalize_expr_matches_normalize_text_on_tricky_strings():
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.text(alphabet=st.sampled_from(list("ab \t\r\n\x1c\u0301\u00e9\u212b\u3000e"))
-                | st.characters(exclude_categories=["Cs"]), max_size=12),
-        min_size=1, max_size=20,
+        st.text(
+            alphabet=st.sampled_from(list("ab \t\r\n\x1c\u0301\u00e9\u212b\u3000e"))
+            | st.characters(exclude_categories=["Cs"]),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=20,
     )
-)  # fmt: skip
+)
 def test_normalize_expr_matches_normalize_text(texts):
     expected, got = _normalized_both_ways(texts)
     assert got == expected
@@ -353,17 +319,17 @@ def _reasons(batch) -> dict[int, str]:
     return dict(batch.quarantine.select("source_row", "reason").iter_rows())
 
 
-@pytest.mark.parametrize(("line", "reason"), BAD_LINES, ids=[r for _, r in BAD_LINES])
-def test_each_bad_line_kind_alone_gets_its_reason(tmp_path, line, reason):
+def test_each_bad_line_kind_alone_gets_its_reason(bad_file, bad_lines, bad_line):
     """One bad line among good ones: whichever reader takes the file, the reason holds."""
-    path, n_good = bad_file(tmp_path)
-    path.write_bytes(path.read_bytes().split(b"\n" + BAD_LINES[0][0])[0] + b"\n" + line + b"\n")
+    (path, n_good), (line, reason) = bad_file, bad_line
+    path.write_bytes(path.read_bytes().split(b"\n" + bad_lines[0][0])[0] + b"\n" + line + b"\n")
     batch = build_batch(read_source(str(path)))
     assert _reasons(batch) == {n_good: reason}
     assert batch.pairs.height == n_good and batch.reconciles
 
 
-def typed_bad_file(tmp_path: Path) -> Path:
+@pytest.fixture
+def typed_bad_file(tmp_path: Path, write_jsonl) -> Path:
     """Bad rows whose fields keep one JSON type per key, so pyarrow reads the file whole."""
     rows = [
         {"prompt": "p0", "chosen": "a", "rejected": "b", "label": 0.9, "split": "test"},
@@ -381,22 +347,27 @@ def typed_bad_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "typed.jsonl", rows)
 
 
-def test_column_path_matches_record_path(tmp_path):
-    src = str(typed_bad_file(tmp_path))
+def test_column_path_matches_record_path(typed_bad_file):
+    src = str(typed_bad_file)
     columnar, records = read_source(src), read_source(src, columnar=False)
     assert columnar.table is not None and records.table is None
     fast, slow = build_batch(columnar), build_batch(records)
     assert fast.pairs.equals(slow.pairs) and fast.quarantine.equals(slow.quarantine)
     assert _reasons(fast) == {
-        1: "missing_field", 2: "empty_text", 3: "identical_responses", 4: "invalid_label",
-        5: "invalid_split", 6: "duplicate_pair", 8: "invalid_label",
-    }  # fmt: skip
+        1: "missing_field",
+        2: "empty_text",
+        3: "identical_responses",
+        4: "invalid_label",
+        5: "invalid_split",
+        6: "duplicate_pair",
+        8: "invalid_label",
+    }
     assert fast.pairs["split"].to_list() == ["test", "train"]  # no split: the default
     assert fast.pairs["chosen"][1] == "caf\u00e9" and fast.pairs["rejected"][1] == "x\ny"
     assert json.loads(fast.pairs["provenance"][0]) == {"source": {"file": "f0", "score": 0.0}}
 
 
-def test_wrong_type_column_goes_row_by_row(tmp_path):
+def test_wrong_type_column_goes_row_by_row(tmp_path, write_jsonl):
     """Columns of a wrong but uniform type read fine column-wise; their rows still fail as
     the extractor says, and rows where the field is absent still pass."""
     rows = [
@@ -418,7 +389,7 @@ def test_wrong_type_column_goes_row_by_row(tmp_path):
         assert batch.quarantine.equals(build_batch(read_source(src, columnar=False)).quarantine)
 
 
-def test_dates_and_null_lines_keep_record_semantics(tmp_path):
+def test_dates_and_null_lines_keep_record_semantics(tmp_path, write_jsonl):
     dated = [{"prompt": "2024-01-02", "chosen": "2024-01-03T10:00:00", "rejected": "b"}]
     raw = read_source(str(write_jsonl(tmp_path / "d.jsonl", dated)))
     assert raw.table is not None and raw.table.schema["prompt"] == pl.String
@@ -431,14 +402,26 @@ def test_dates_and_null_lines_keep_record_semantics(tmp_path):
     assert _reasons(build_batch(raw)) == {0: "unparseable"}
 
 
-def test_annotated_jsonl_column_path(tmp_path):
+def test_annotated_jsonl_column_path(tmp_path, write_jsonl):
     rows = [
-        {"instruction": "Say hi", "input": "", "output_1": "hi", "output_2": "hello", "preference": 1.9},
+        {
+            "instruction": "Say hi",
+            "input": "",
+            "output_1": "hi",
+            "output_2": "hello",
+            "preference": 1.9,
+        },
         {"instruction": "Add", "input": "2+2", "output_1": "4", "output_2": "5", "preference": 1},
         {"instruction": "Tie", "input": None, "output_1": "x", "output_2": "y", "preference": 1.5},
         {"instruction": "Bad", "input": None, "output_1": "x", "output_2": "y", "preference": 2.5},
-        {"instruction": "None", "input": None, "output_1": "x", "output_2": "y", "preference": None},
-    ]  # fmt: skip
+        {
+            "instruction": "None",
+            "input": None,
+            "output_1": "x",
+            "output_2": "y",
+            "preference": None,
+        },
+    ]
     src = str(write_jsonl(tmp_path / "ann.jsonl", rows))
     raw = read_source(src)
     assert raw.table is not None

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from rmcore.models.lm_loglik import CausalLMScorer
-from tests.test_models import byte_bpe_tokenizer
 
 PROMPTS = ["What is the capital of France?", "Write a haiku.", "hi", "the fox " * 12]
 RESPONSES = ["Paris.", "Leaves fall slowly,\nthe fox sleeps.", "hello there friend", "jumps"]
@@ -19,24 +18,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def save_tiny_lm(folder: Path, chat_template: str | None = None) -> Path:
-    """A random 2-layer GPT-2 LM with the byte-level BPE tokenizer of test_models."""
-    tokenizer = byte_bpe_tokenizer()
-    tokenizer.chat_template = chat_template
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def plain_folder(tmp_path_factory) -> Path:
+def plain_folder(tmp_path_factory, save_tiny_lm) -> Path:
     return save_tiny_lm(tmp_path_factory.mktemp("lm"))
 
 
 @pytest.fixture(scope="module")
-def chat_folder(tmp_path_factory) -> Path:
+def chat_folder(tmp_path_factory, save_tiny_lm) -> Path:
     return save_tiny_lm(tmp_path_factory.mktemp("chat"), CHAT_TEMPLATE)
 
 

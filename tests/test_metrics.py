@@ -15,7 +15,7 @@ from rmcore.evaluation.metrics import (
     bootstrap_ci,
     calibration_curve,
     expected_calibration_error,
-    length_bias_probes,
+    length_bias_subsets,
     make_prompt_swap_pairs,
     mean_ci_over_seeds,
     preference_metrics,
@@ -202,20 +202,34 @@ def test_prompt_swap_avoids_shared_responses() -> None:
         make_prompt_swap_pairs([0, 1], ["r", "r"], 0)
 
 
-def test_length_bias_probes_by_hand() -> None:
-    gap = [1.0, 1.0, -1.0, -1.0, 2.0, 0.3]
-    label = [1.0, 1.0, 1.0, 0.0, 1.0, 0.5]
+def test_length_bias_subsets_by_hand() -> None:
+    gap = np.array([1.0, 1.0, -1.0, -1.0, 2.0, 0.3])
+    label = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 0.5])
     len_c = [10, 5, 5, 10, 7, 3]
     len_r = [5, 10, 10, 5, 7, 9]
     # 0: winner chosen (10 vs 5) longer, gap > 0 right
     # 1: winner chosen (5 vs 10) shorter, right
     # 2: winner chosen (5 vs 10) shorter, gap < 0 wrong
     # 3: label 0 -> winner is rejected (5 vs 10) shorter, gap < 0 right
-    # 4: equal lengths, excluded; 5: tie label, excluded
-    m = length_bias_probes(gap, label, len_c, len_r)
-    assert m["acc_chosen_shorter"] == pytest.approx(2 / 3) and m["n_chosen_shorter"] == 3
-    assert m["acc_chosen_longer"] == 1.0 and m["n_chosen_longer"] == 1
-    assert m["n_equal_length"] == 1 and m["n_ties"] == 1
+    # 4: equal lengths, in neither subset
+    # 5: tie label: the chosen (3 vs 9) counts as the winner -> shorter, counted as a tie
+    masks = length_bias_subsets(label, len_c, len_r)
+    assert list(masks) == ["winner_longer", "winner_shorter"]
+    assert masks["winner_longer"].tolist() == [True, False, False, False, False, False]
+    assert masks["winner_shorter"].tolist() == [False, True, True, True, False, True]
+    shorter = preference_metrics(gap[masks["winner_shorter"]], label[masks["winner_shorter"]])
+    assert shorter["accuracy"] == pytest.approx(2 / 3) and shorter["n_hard"] == 3
+    assert shorter["n_ties"] == 1
+    longer = preference_metrics(gap[masks["winner_longer"]], label[masks["winner_longer"]])
+    assert longer["accuracy"] == 1.0 and longer["n_hard"] == 1
+    assert not (masks["winner_longer"] | masks["winner_shorter"])[4]
+
+
+def test_length_bias_subsets_tie_counts_chosen_as_winner() -> None:
+    # label 0.5: the chosen is the winner (label >= 0.5), so a longer chosen is "winner longer".
+    masks = length_bias_subsets([0.5, 0.5, 0.4], [10, 2, 10], [2, 10, 2])
+    assert masks["winner_longer"].tolist() == [True, False, False]
+    assert masks["winner_shorter"].tolist() == [False, True, True]
 
 
 def test_reward_length_correlation_by_hand() -> None:

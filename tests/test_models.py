@@ -11,7 +11,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -19,7 +18,7 @@ from transformers import (
     BertForSequenceClassification,
     GPT2Config,
     GPT2ForSequenceClassification,
-    PreTrainedTokenizerFast,
+    PreTrainedTokenizerBase,
 )
 
 from rmcore.models.base import (
@@ -33,13 +32,14 @@ from rmcore.models.embed_head import EmbedHeadRewardModel, HeadConfig, RewardHea
 from rmcore.models.encoder import BUNDLED_ID, BUNDLED_SHA256, bundled_model_dir, load_encoder
 from rmcore.models.joint import JointRewardModel
 from rmcore.models.loading import detect_backend, load_scorer
+from rmcore.models.render import (
+    encode_pairs,
+    input_format,
+    render_texts,
+    response_starts,
+    tokenize_texts,
+)
 
-CORPUS = [
-    "the quick brown fox jumps over the lazy dog",
-    "what is the capital of france? paris is the capital.",
-    "write a haiku about autumn leaves falling slowly",
-    "def add(a, b): return a + b",
-]
 PROMPTS = [
     "What is the capital of France?",
     "Write a haiku about autumn.",
@@ -59,22 +59,6 @@ RESPONSES = [
 @pytest.fixture(scope="module")
 def encoder():
     return load_encoder(device="cpu")
-
-
-def byte_bpe_tokenizer() -> PreTrainedTokenizerFast:
-    """A tiny GPT-2 style (byte-level BPE, no pad token) tokenizer trained offline."""
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tk.train_from_iterator(CORPUS * 4, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
 
 
 # ---------------------------------------------------------------- encoder
@@ -247,25 +231,8 @@ def test_embed_head_refuses_other_encoder_space(encoder):
 # ---------------------------------------------------------------- joint models
 
 
-def save_tiny_bert(folder: Path) -> Path:
-    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def save_tiny_gpt2(folder: Path) -> Path:
-    tokenizer = byte_bpe_tokenizer()
+def save_tiny_gpt2(folder: Path, tokenizer: PreTrainedTokenizerBase) -> Path:
+    """A random 2-layer GPT-2 reward model (num_labels=1) with `tokenizer`."""
     config = GPT2Config(
         vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1
     )
@@ -276,9 +243,11 @@ def save_tiny_gpt2(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module", params=["bert", "gpt2"])
-def joint_folder(request, tmp_path_factory) -> Path:
+def joint_folder(request, tmp_path_factory, save_tiny_bert, byte_bpe_tokenizer) -> Path:
     folder = tmp_path_factory.mktemp(request.param)
-    return save_tiny_bert(folder) if request.param == "bert" else save_tiny_gpt2(folder)
+    if request.param == "bert":
+        return save_tiny_bert(folder)
+    return save_tiny_gpt2(folder, byte_bpe_tokenizer())
 
 
 def reference_scores(folder: Path, prompts: list[str], responses: list[str]) -> torch.Tensor:
@@ -356,8 +325,8 @@ def test_joint_truncation_keeps_response_end(joint_folder):
     assert text.rstrip().endswith(response)
 
 
-def test_joint_uses_chat_template_when_present(tmp_path):
-    folder = save_tiny_gpt2(tmp_path / "chat")
+def test_joint_uses_chat_template_when_present(tmp_path, byte_bpe_tokenizer):
+    folder = save_tiny_gpt2(tmp_path / "chat", byte_bpe_tokenizer())
     tok = AutoTokenizer.from_pretrained(folder)
     tok.chat_template = (
         "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}"
@@ -383,3 +352,77 @@ def test_joint_rejects_multi_label_heads(tmp_path):
     AutoTokenizer.from_pretrained(bundled_model_dir()).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="num_labels=1"):
         JointRewardModel.load(tmp_path, device="cpu")
+
+
+# ---------------------------------------------------------------- rendering (shared by every model)
+
+RENDER_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_render_plain_pins_text_response_start_and_ids(byte_bpe_tokenizer):
+    tok = byte_bpe_tokenizer()
+    prompts, responses = ["hi there", "a\n"], ["paris", " b"]
+    assert input_format(tok) == "plain"
+    texts = render_texts(tok, prompts, responses)
+    assert texts == ["hi there\nparis", "a\n\n b"]
+    assert response_starts(tok, prompts, texts) == [9, 3]
+    enc = encode_pairs(tok, prompts, responses, max_length=64)
+    assert enc["input_ids"] == [tok(t)["input_ids"] for t in texts]
+    assert enc["length"] == [len(ids) for ids in enc["input_ids"]]
+    assert "token_type_ids" not in enc or all(set(t) == {0} for t in enc["token_type_ids"])
+
+
+def test_render_chat_template_pins_text_response_start_and_ids(byte_bpe_tokenizer):
+    tok = byte_bpe_tokenizer()
+    tok.chat_template = RENDER_CHAT_TEMPLATE
+    prompts, responses = ["hi there", "what is the capital?"], ["paris", "Paris."]
+    assert input_format(tok) == "chat"
+    texts = render_texts(tok, prompts, responses)
+    heads = [f"<|user|>{p}<|endoftext|><|assistant|>" for p in prompts]
+    assert texts == [f"{h}{r}<|endoftext|>" for h, r in zip(heads, responses, strict=True)]
+    assert response_starts(tok, prompts, texts) == [len(h) for h in heads]
+    enc = encode_pairs(tok, prompts, responses, max_length=64)
+    # The template writes its own special tokens: none are added on top.
+    assert enc["input_ids"] == [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert tokenize_texts(tok, texts)["input_ids"] == enc["input_ids"]
+
+
+def test_render_refuses_a_template_that_changes_the_prompt(byte_bpe_tokenizer):
+    tok = byte_bpe_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}[{{ messages | length }}]{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}>{% endif %}"
+    )
+    texts = render_texts(tok, ["hi"], ["yo"])
+    with pytest.raises(ValueError, match="differently"):
+        response_starts(tok, ["hi"], texts)
+
+
+def test_render_text_pair_tokenizer_uses_its_own_pair_encoding():
+    tok = AutoTokenizer.from_pretrained(bundled_model_dir())
+    tok.truncation_side = "left"
+    assert input_format(tok) == "pair"
+    prompt, response = "the lazy dog " * 20, "paris is the capital"
+    enc = encode_pairs(tok, [prompt], [response], max_length=24)
+    want = tok(prompt, response, truncation="longest_first", max_length=24)
+    assert enc["input_ids"] == [want["input_ids"]]
+    assert enc["token_type_ids"] == [want["token_type_ids"]]
+    assert tok.decode(enc["input_ids"][0], skip_special_tokens=True).endswith(response)
+
+
+def test_joint_and_lm_read_the_same_rendering(tmp_path, byte_bpe_tokenizer, save_tiny_lm):
+    """The LM weights and a causal reward model tokenize one pair to the same ids."""
+    from rmcore.models.lm_loglik import CausalLMScorer
+
+    for name, template in (("plain", None), ("chat", RENDER_CHAT_TEMPLATE)):
+        tok = byte_bpe_tokenizer()
+        tok.chat_template = template
+        rm = JointRewardModel.load(save_tiny_gpt2(tmp_path / f"rm-{name}", tok), device="cpu")
+        lm = CausalLMScorer.load(save_tiny_lm(tmp_path / f"lm-{name}", template), device="cpu")
+        texts = render_texts(lm.tokenizer, PROMPTS, RESPONSES)
+        enc = tokenize_texts(lm.tokenizer, texts, truncation=True, max_length=rm.max_length)
+        lm_ids = enc["input_ids"]
+        assert rm.encode(PROMPTS, RESPONSES)["input_ids"] == lm_ids

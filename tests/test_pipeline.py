@@ -14,10 +14,20 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
     from flows.pipeline import pipeline_flow
 
     src = demo.write_demo(tmp_path / "toy.jsonl", n_length_biased=300, n_adversarial=60, seed=2)
+    n_lines = len(src.read_bytes().splitlines())  # the input rows, counted from the file
     wh = str(tmp_path / "wh.duckdb")
-    out = pipeline_flow(source=str(src), name="toy", seeds=[0], methods=["vanilla", "prompt-free-priority"], m=4, epochs=2,
-                        group_by=["setup"], warehouse=wh, reports_dir=str(tmp_path / "reports"))  # fmt: skip
-    assert out["ingest"]["reconciles"]
+    out = pipeline_flow(
+        source=str(src),
+        name="toy",
+        seeds=[0],
+        methods=["vanilla", "prompt-free-priority"],
+        prompts_per_pair=4,
+        epochs=2,
+        group_by=["setup"],
+        warehouse=wh,
+        reports_dir=str(tmp_path / "reports"),
+    )
+    assert out["ingest"]["reconciles"] and out["ingest"]["n_input"] == n_lines
     assert {m["method"] for m in out["models"]} == {"vanilla", "prompt-free-priority"}
     page = (tmp_path / "reports" / "toy-v1" / "index.html").read_text()
     assert "prompt-free-priority vs vanilla" in page and "free_vs_length.png" in page
@@ -28,7 +38,19 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
             [out["benchmark_run_id"]],
         ).fetchone()
         [(report,)] = con.execute("SELECT report_path FROM benchmark_runs").fetchall()
+        # Reconcile against what the warehouse holds, not against the summary's own counts.
+        n_rows_stored, n_quarantined = con.execute(
+            "SELECT (SELECT count(DISTINCT source_row) FROM pairs"
+            "        WHERE dataset_id = $1 AND augmentation IS NULL),"
+            " (SELECT count(*) FROM quarantine WHERE dataset_id = $1)",
+            [out["ingest"]["dataset_id"]],
+        ).fetchone()
     finally:
         con.close()
+    assert n_rows_stored + n_quarantined == n_lines
+    assert (n_rows_stored, n_quarantined) == (
+        out["ingest"]["n_rows_stored"],
+        out["ingest"]["n_quarantined"],
+    )
     assert n_models == 2 and n_subsets >= 5  # all, winner shorter/longer, setup=..., prompt swap
     assert report.endswith("index.html")

@@ -128,31 +128,73 @@ def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
 @pytest.mark.parametrize(
     ("defect", "expected"),
     [
-        (lambda df: set_row(df, 1, rejected_id=df["chosen_id"][1]),
-         ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]"]),
+        (
+            lambda df: set_row(df, 1, rejected_id=df["chosen_id"][1]),
+            ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]"],
+        ),
         # Both ids null: the row condition that speeds this check up must still see the row.
-        (lambda df: set_row(df, 2, chosen_id=None, rejected_id=None),
-         ["expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]",
-          "expect_column_values_to_not_be_null[chosen_id]",
-          "expect_column_values_to_not_be_null[rejected_id]"]),
-        (lambda df: set_row(df, 2, chosen_id=None), ["expect_column_values_to_not_be_null[chosen_id]"]),
+        (
+            lambda df: set_row(df, 2, chosen_id=None, rejected_id=None),
+            [
+                "expect_select_column_values_to_be_unique_within_record[chosen_id,rejected_id]",
+                "expect_column_values_to_not_be_null[chosen_id]",
+                "expect_column_values_to_not_be_null[rejected_id]",
+            ],
+        ),
+        (
+            lambda df: set_row(df, 2, chosen_id=None),
+            ["expect_column_values_to_not_be_null[chosen_id]"],
+        ),
         (lambda df: set_row(df, 0, split="dev"), ["expect_column_values_to_be_in_set[split]"]),
-        (lambda df: set_row(df, 3, prompt_id=df["prompt_id"][3].upper()),
-         ["expect_column_values_to_match_regex[prompt_id]"]),
-        (lambda df: set_row(df, 3, pair_id=df["pair_id"][3][:63]),
-         ["expect_column_values_to_match_regex[pair_id]"]),
-        (lambda df: set_row(df, 4, chosen=""), ["expect_column_value_lengths_to_be_between[chosen]"]),
-        (lambda df: set_row(df, 5, source_row=-1), ["expect_column_values_to_be_between[source_row]"]),
-        (lambda df: set_row(df, 5, source_row=None), ["expect_column_values_to_not_be_null[source_row]"]),
+        (
+            lambda df: set_row(df, 3, prompt_id=df["prompt_id"][3].upper()),
+            ["expect_column_values_to_match_regex[prompt_id]"],
+        ),
+        (
+            lambda df: set_row(df, 3, pair_id=df["pair_id"][3][:63]),
+            ["expect_column_values_to_match_regex[pair_id]"],
+        ),
+        (
+            lambda df: set_row(df, 4, chosen=""),
+            ["expect_column_value_lengths_to_be_between[chosen]"],
+        ),
+        (
+            lambda df: set_row(df, 5, source_row=-1),
+            ["expect_column_values_to_be_between[source_row]"],
+        ),
+        (
+            lambda df: set_row(df, 5, source_row=None),
+            ["expect_column_values_to_not_be_null[source_row]"],
+        ),
         (lambda df: set_row(df, 0, label=None), ["expect_column_values_to_not_be_null[label]"]),
-        (lambda df: df.with_columns(label=pl.lit(0.5)), ["expect_column_values_to_not_be_in_set[label]"]),
-        (lambda df: df.drop("split"),
-         ["expect_column_values_to_be_in_set[split]", "expect_column_values_to_not_be_null[split]",
-          "expect_table_columns_to_match_set"]),
+        (
+            lambda df: df.with_columns(label=pl.lit(0.5)),
+            ["expect_column_values_to_not_be_in_set[label]"],
+        ),
+        (
+            lambda df: df.drop("split"),
+            [
+                "expect_column_values_to_be_in_set[split]",
+                "expect_column_values_to_not_be_null[split]",
+                "expect_table_columns_to_match_set",
+            ],
+        ),
     ],
-    ids=["chosen_is_rejected", "both_ids_null", "one_id_null", "split", "uppercase_id", "short_id", "empty_text", "negative_row",
-         "null_row", "null_label", "all_ties", "missing_column"],
-)  # fmt: skip
+    ids=[
+        "chosen_is_rejected",
+        "both_ids_null",
+        "one_id_null",
+        "split",
+        "uppercase_id",
+        "short_id",
+        "empty_text",
+        "negative_row",
+        "null_row",
+        "null_label",
+        "all_ties",
+        "missing_column",
+    ],
+)
 def test_each_defect_fails_exactly_its_expectation(context_dir, tmp_path, defect, expected):
     out = validate_pairs(
         defect(make_batch()), batch_name="defect", reports_dir=tmp_path, context_dir=context_dir

@@ -176,20 +176,26 @@ def test_lm_log_weights_adds_the_two_responses():
 
 
 def test_embedding_log_weights():
+    """Unit embeddings in (the encoder normalizes): the mean cosine over temperature."""
+    unit = torch.nn.functional.normalize
     gen = torch.Generator().manual_seed(0)
-    table = torch.randn(20, 8, generator=gen, dtype=torch.float64)  # (P, D)
+    table = unit(torch.randn(20, 8, generator=gen, dtype=torch.float64), dim=-1)  # (P, D)
     idx = torch.randint(0, 20, (4, 5), generator=gen)  # (N, K)
     rw, rl = (
-        torch.randn(4, 8, generator=gen, dtype=torch.float64),
-        torch.randn(4, 8, dtype=torch.float64),
+        unit(torch.randn(4, 8, generator=gen, dtype=torch.float64), dim=-1),
+        unit(torch.randn(4, 8, dtype=torch.float64), dim=-1),
     )
     dense = embedding_log_weights(table[idx], rw, rl, temperature=0.1)
-    assert torch.allclose(embedding_log_weights(table, rw, rl, 0.1, prompt_idx=idx), dense)
+    assert dense.shape == (4, 5) and dense.dtype == torch.float64
+    assert torch.equal(embedding_log_weights(table, rw, rl, 0.1, prompt_idx=idx), dense)
     cos = torch.nn.functional.cosine_similarity
     ref = (cos(table[idx], rw[:, None], dim=-1) + cos(table[idx], rl[:, None], dim=-1)) / 2 / 0.1
     assert torch.allclose(dense, ref)
     # a prompt pointing exactly along both responses scores 1 / temperature
-    same = embedding_log_weights(rw[:, None] * 3.0, rw, rw * 0.5, temperature=0.5)
+    same = embedding_log_weights(rw[:, None], rw, rw, temperature=0.5)
     assert torch.allclose(same, torch.full((4, 1), 2.0, dtype=torch.float64))
+    # float32 embeddings (the cache's dtype) give float64 log weights
+    lw32 = embedding_log_weights(table[idx].float(), rw.float(), rl.float(), temperature=0.1)
+    assert lw32.dtype == torch.float64 and torch.allclose(lw32, ref, atol=1e-5)
     with pytest.raises(ValueError):
         embedding_log_weights(table[idx], rw, rl, temperature=0.0)

@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from rmcore import demo
@@ -41,7 +42,7 @@ def toy_score_table(pairs: pl.DataFrame, plan: pl.DataFrame, a: float, b: float)
 @pytest.mark.parametrize("setup", ["length_biased", "adversarial"])
 def test_free_gap_recovers_injected_length_bias(setup):
     pairs = demo_pairs().filter(pl.col("setup") == setup)
-    config = ScoringConfig(m=16, seed=1)
+    config = ScoringConfig(prompts_per_pair=16, seed=1)
     plan = scoring.plan_prompts(pairs, pairs["prompt_id"], config)
     a, b = 0.05, 1.0
     results = scoring.decompose(plan, toy_score_table(pairs, plan, a, b), config).join(
@@ -57,7 +58,7 @@ def test_free_gap_recovers_injected_length_bias(setup):
 
 def test_synthetic_symmetric_prompt_effect_gives_exact_free_gap():
     pairs = demo_pairs(200, 0)
-    config = ScoringConfig(m=8, seed=3)
+    config = ScoringConfig(prompts_per_pair=8, seed=3)
     plan = scoring.plan_prompts(pairs, pairs["prompt_id"], config)
     # gap(x) = g + h(x) with h symmetric: +d on half the prompts, -d on the other half, 0 on own.
     long = scoring.long_form(plan)
@@ -86,6 +87,73 @@ def test_synthetic_symmetric_prompt_effect_gives_exact_free_gap():
     np.testing.assert_allclose(results["free_gap"].to_numpy(), expected, atol=1e-6)
 
 
+def embedding_plan(n: int = 30, n_prompts: int = 8, dim: int = 16):
+    """A plan over string ids, an index that lists the ids in a shuffled order, and unit
+    embeddings for them."""
+    ids = [f"t{i}" for i in range(n_prompts + 2 * n)]
+    rng = np.random.default_rng(0)
+    pairs = pl.DataFrame(
+        {
+            "pair_id": [str(i) for i in range(n)],
+            "prompt_id": [ids[i] for i in rng.integers(0, n_prompts, n)],
+            "chosen_id": ids[n_prompts : n_prompts + n],
+            "rejected_id": ids[n_prompts + n :],
+        }
+    )
+    plan = scoring.plan_prompts(
+        pairs, pl.Series(ids[:n_prompts]), ScoringConfig(prompts_per_pair=4, seed=2)
+    )
+    index = {t: i for i, t in enumerate(rng.permutation(ids).tolist())}
+    gen = torch.Generator().manual_seed(0)
+    matrix = torch.nn.functional.normalize(torch.randn(len(ids), dim, generator=gen), dim=-1)
+    return plan, index, matrix
+
+
+def test_embedding_log_weights_are_mean_cosines_over_temperature():
+    plan, index, matrix = embedding_plan()
+    got = scoring.embedding_log_weights(plan, index, matrix, temperature=0.2)  # (N, K)
+    assert got.shape == (plan.height, 5) and got.dtype == torch.float64
+    cos = torch.nn.functional.cosine_similarity
+    for row, (prompts, chosen, rejected) in enumerate(
+        plan.select("prompt_ids", "chosen_id", "rejected_id").iter_rows()
+    ):
+        e_x = matrix[[index[p] for p in prompts]]  # (K, D)
+        e_w, e_l = matrix[index[chosen]][None], matrix[index[rejected]][None]  # (1, D)
+        want = (cos(e_x, e_w) + cos(e_x, e_l)) / 2 / 0.2
+        torch.testing.assert_close(got[row], want.double(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("column", ["prompt_id", "chosen_id", "rejected_id"])
+def test_a_missing_embedding_raises_instead_of_reading_row_0(column):
+    plan, index, matrix = embedding_plan()
+    missing = plan[column][3]
+    with pytest.raises(KeyError, match="no cached embedding"):
+        scoring.embedding_log_weights(
+            plan, {t: r for t, r in index.items() if t != missing}, matrix, temperature=0.1
+        )
+    with pytest.raises(KeyError, match="no cached embedding"):
+        scoring.embedding_rows({"a": 0}, pl.Series(["a", "b"]))
+    assert scoring.embedding_rows({"a": 1, "b": 0}, pl.Series(["b", "a", "b"])).tolist() == [
+        0,
+        1,
+        0,
+    ]
+
+
+def test_scoring_config_is_keyword_only_and_named_by_digest():
+    from dataclasses import asdict
+
+    from rmcore.identity import digest
+
+    config = ScoringConfig(prompts_per_pair=4, weights="embedding")
+    assert config.run_key(dataset_id=1) == digest(**asdict(config), dataset_id=1)
+    assert config.run_key(dataset_id=1) != ScoringConfig(prompts_per_pair=5).run_key(dataset_id=1)
+    with pytest.raises(TypeError):
+        ScoringConfig(4)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="prompts_per_pair"):
+        ScoringConfig(prompts_per_pair=-1)
+
+
 # ----------------------------------------------------------------------------- flow tests
 @pytest.fixture(scope="module")
 def scored_demo(tmp_path_factory, prefect_server):
@@ -101,10 +169,18 @@ def scored_demo(tmp_path_factory, prefect_server):
     return wh
 
 
-def rows(wh: str, sql: str) -> list[tuple]:
+def rows(wh: str, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(wh, read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def frame(wh: str, sql: str, params: list | None = None) -> pl.DataFrame:
+    con = duckdb.connect(wh, read_only=True)
+    try:
+        return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
     finally:
         con.close()
 
@@ -113,19 +189,27 @@ def test_score_flow_with_minilm_then_cached_rerun_does_no_forward_passes(scored_
     from flows.score import score_flow
 
     first = score_flow(
-        dataset="toy", model="bundled-head", m=4, shard_size=50, warehouse=scored_demo
+        dataset="toy",
+        model="bundled-head",
+        prompts_per_pair=4,
+        shard_size=50,
+        warehouse=scored_demo,
     )
     assert first["pairs"] == 160 and not first["skipped"]
     assert first["timings"]["forward_passes"] > 0 and first["timings"]["embedded_texts"] > 0
     again = score_flow(
-        dataset="toy", model="bundled-head", m=4, shard_size=50, warehouse=scored_demo
+        dataset="toy",
+        model="bundled-head",
+        prompts_per_pair=4,
+        shard_size=50,
+        warehouse=scored_demo,
     )
     assert again["skipped"]
     # A different run (criterion) over the same data and model needs no model at all.
     second = score_flow(
         dataset="toy",
         model="bundled-head",
-        m=4,
+        prompts_per_pair=4,
         shard_size=50,
         criterion="logit-mean",
         warehouse=scored_demo,
@@ -148,7 +232,7 @@ def test_killed_run_resumes_identically(scored_demo, tmp_path):
     from flows.score import score_flow
     from tasks.score import embed_texts, plan_run, score_shard
 
-    config = ScoringConfig(m=3, seed=7, shard_size=40)
+    config = ScoringConfig(prompts_per_pair=3, seed=7, shard_size=40)
     plan = plan_run.fn(
         scored_demo, dataset="toy", pool=None, model="bundled-head", config=config, device="cpu"
     )
@@ -157,11 +241,19 @@ def test_killed_run_resumes_identically(scored_demo, tmp_path):
     for s in range(2):  # the run dies after shard 2: no merge happened
         score_shard.fn(scored_demo, plan, s)
     resumed = score_flow(
-        dataset="toy", model="bundled-head", m=3, seed=7, shard_size=40, warehouse=scored_demo
+        dataset="toy",
+        model="bundled-head",
+        prompts_per_pair=3,
+        seed=7,
+        shard_size=40,
+        warehouse=scored_demo,
     )
     assert resumed["timings"]["resumed_shards"] == 2
-    got = pl.from_arrow(duckdb.connect(scored_demo, read_only=True).sql(
-        f"SELECT * EXCLUDE (scoring_run_id) FROM pair_scores WHERE scoring_run_id = {plan.scoring_run_id} ORDER BY pair_id").to_arrow_table())  # fmt: skip
+    got = frame(
+        scored_demo,
+        "SELECT * EXCLUDE (scoring_run_id) FROM pair_scores WHERE scoring_run_id = ? ORDER BY pair_id",
+        [plan.scoring_run_id],
+    )
     assert got.height == 160 and got["pair_id"].n_unique() == 160
     # An uninterrupted run of the same parameters in a fresh warehouse gives the same numbers.
     import shutil
@@ -171,9 +263,15 @@ def test_killed_run_resumes_identically(scored_demo, tmp_path):
     con = duckdb.connect(fresh)
     con.execute("DELETE FROM pair_scores; DELETE FROM scoring_runs; DELETE FROM rm_scores")
     con.close()
-    score_flow(dataset="toy", model="bundled-head", m=3, seed=7, shard_size=40, warehouse=fresh)
-    want = pl.from_arrow(duckdb.connect(fresh, read_only=True).sql(
-        "SELECT * EXCLUDE (scoring_run_id) FROM pair_scores ORDER BY pair_id").to_arrow_table())  # fmt: skip
+    score_flow(
+        dataset="toy",
+        model="bundled-head",
+        prompts_per_pair=3,
+        seed=7,
+        shard_size=40,
+        warehouse=fresh,
+    )
+    want = frame(fresh, "SELECT * EXCLUDE (scoring_run_id) FROM pair_scores ORDER BY pair_id")
     # Same pairs, same integers; floats equal up to float32 round-off of the head, whose
     # batches (and so BLAS kernels) differ between the two runs.
     assert got.select("pair_id", "k", "iterations", "converged").equals(
@@ -183,49 +281,51 @@ def test_killed_run_resumes_identically(scored_demo, tmp_path):
         np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=0, atol=1e-5)
 
 
-def test_joint_backend_with_lm_weights_through_the_flow(scored_demo, tmp_path):
+def test_joint_backend_with_lm_weights_through_the_flow(
+    scored_demo, tmp_path, save_tiny_bert, save_tiny_lm
+):
     """A tiny random BERT reward model (joint) with importance weights from a tiny GPT-2 LM."""
     from flows.score import score_flow
-    from tests.test_lm_loglik import save_tiny_lm
-    from tests.test_models import save_tiny_bert
 
     bert = save_tiny_bert(tmp_path / "bert")
     lm = save_tiny_lm(tmp_path / "lm")
-    out = score_flow(
-        dataset="toy",
-        model=str(bert),
-        m=3,
-        weights="lm",
-        lm=str(lm),
-        beta=1.0,
-        shard_size=80,
-        warehouse=scored_demo,
-    )
+    params = {
+        "dataset": "toy",
+        "model": str(bert),
+        "prompts_per_pair": 3,
+        "weights": "lm",
+        "lm": str(lm),
+        "beta": 1.0,
+        "shard_size": 80,
+        "warehouse": scored_demo,
+    }
+    out = score_flow(**params)
     assert out["pairs"] == 160 and out["timings"]["forward_passes"] > 0
     assert 1.0 <= out["ess_min"] <= out["ess_mean"] < 4.0  # LM weights are not uniform: ESS < K = 4
-    run = out["scoring_run_id"]
     assert rows(
         scored_demo,
-        f"SELECT backend, weights, lm_id IS NOT NULL FROM scoring_runs WHERE scoring_run_id = {run}",
+        "SELECT backend, weights, lm_id IS NOT NULL FROM scoring_runs WHERE scoring_run_id = ?",
+        [out["scoring_run_id"]],
     ) == [("joint", "lm", True)]
     [(n_ll, n_distinct)] = rows(
         scored_demo, "SELECT count(*), count(DISTINCT (prompt_id, response_id)) FROM lm_logliks"
     )
     assert n_ll == n_distinct > 0
     # Same data, same models, other criterion: every score and log-likelihood comes from the caches.
-    again = score_flow(dataset="toy", model=str(bert), m=3, weights="lm", lm=str(lm), beta=1.0, shard_size=80,
-                       criterion="logit-mean", warehouse=scored_demo)  # fmt: skip
+    again = score_flow(**params, criterion="logit-mean")
     assert again["timings"]["forward_passes"] == 0
 
 
 def test_embedding_weights_concentrate_on_similar_prompts(scored_demo):
     from flows.score import score_flow
 
-    uniform = score_flow(dataset="toy", model="bundled-head", m=6, seed=11, warehouse=scored_demo)
+    uniform = score_flow(
+        dataset="toy", model="bundled-head", prompts_per_pair=6, seed=11, warehouse=scored_demo
+    )
     weighted = score_flow(
         dataset="toy",
         model="bundled-head",
-        m=6,
+        prompts_per_pair=6,
         seed=11,
         weights="embedding",
         temperature=0.05,
@@ -245,7 +345,13 @@ def test_shards_run_on_a_dask_cluster(scored_demo, tmp_path, monkeypatch):
     monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path / "dask"))
     copy = str(tmp_path / "copy.duckdb")
     shutil.copy(scored_demo, copy)
-    params = {"dataset": "toy", "model": "bundled-head", "m": 2, "seed": 5, "shard_size": 40}
+    params = {
+        "dataset": "toy",
+        "model": "bundled-head",
+        "prompts_per_pair": 2,
+        "seed": 5,
+        "shard_size": 40,
+    }
     on_dask = with_dask(n_workers=2, threads_per_worker=1)(
         **params, task_threads=1, warehouse=scored_demo
     )

@@ -20,9 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
     reason="Debian's chromium is not installed (apt-get install chromium)",
 )
 def test_report_renders_with_all_figures(tmp_path):
-    rows = [{"model": f"{m}-{s}", "method": m, "seed": s, "benchmark": "preference", "subset": "all", "n": 10,
-             "metric": "accuracy", "value": v, "ci_low": None, "ci_high": None}
-            for m, vals in {"vanilla": [0.6, 0.62], "prio": [0.7, 0.71]}.items() for s, v in enumerate(vals)]  # fmt: skip
+    rows = [
+        {
+            "model": f"{m}-{s}",
+            "method": m,
+            "seed": s,
+            "benchmark": "preference",
+            "subset": "all",
+            "n": 10,
+            "metric": "accuracy",
+            "value": v,
+            "ci_low": None,
+            "ci_high": None,
+        }
+        for m, vals in {"vanilla": [0.6, 0.62], "prio": [0.7, 0.71]}.items()
+        for s, v in enumerate(vals)
+    ]
     results = pl.DataFrame(rows)
     preds = pl.DataFrame({"method": ["vanilla", "prio"], "gap": [0.5, 1.0], "label": [1.0, 1.0]})
     scored = pl.DataFrame({"free_gap": [0.1, -0.4, 1.0], "length_diff_chars": [5.0, -3.0, 9.0]})

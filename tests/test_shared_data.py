@@ -35,10 +35,16 @@ def _records(folder: Path) -> pl.DataFrame:
         records = json.loads(gzip.decompress(path.read_bytes()))
         name = path.name.removesuffix(".json.gz")
         rows += [
-            (name, i, normalize_text(r["instruction"]), normalize_text(r["output_1"]),
-             normalize_text(r["output_2"]), float(r["preference"]))
+            (
+                name,
+                i,
+                normalize_text(r["instruction"]),
+                normalize_text(r["output_1"]),
+                normalize_text(r["output_2"]),
+                float(r["preference"]),
+            )
             for i, r in enumerate(records)
-        ]  # fmt: skip
+        ]
     return pl.DataFrame(
         rows,
         schema=["name", "source_row", "instruction", "output_1", "output_2", "preference"],
@@ -68,8 +74,10 @@ def ingested(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     )
     seconds = time.perf_counter() - start
     records = _records(shared_data / "alpaca_eval_dev")
-    print(f"\nalpaca_eval_dev: {records.height} records in {seconds:.1f} s "
-          f"({records.height / seconds:,.0f} rows/s, quality on)")  # fmt: skip
+    print(
+        f"\nalpaca_eval_dev: {records.height} records in {seconds:.1f} s "
+        f"({records.height / seconds:,.0f} rows/s, quality on)"
+    )
     return {"warehouse": warehouse, "summaries": summaries, "records": records}
 
 

@@ -17,9 +17,11 @@ from rmcore.models.embed_head import HeadConfig, RewardHead
 from rmcore.models.joint import JointRewardModel
 from rmcore.training import (
     EmbedPairs,
+    ModelSpec,
     TextPairs,
     TrainConfig,
     bt_loss,
+    default_lr,
     pair_accuracy,
     save_trained,
     train_embed_head,
@@ -383,3 +385,37 @@ def test_joint_lora_step_merges_back_into_a_plain_model() -> None:
         after["bert.embeddings.word_embeddings.weight"],
         before["bert.embeddings.word_embeddings.weight"],
     )
+
+
+# ----------------------------------------------------------------------------- defaults and identity
+
+
+def test_train_defaults_live_in_one_place() -> None:
+    import inspect
+
+    from flows.train import train_flow
+
+    with pytest.raises(TypeError):
+        TrainConfig(3)  # type: ignore[misc]  # keyword-only
+    cfg = TrainConfig()
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.progress) == (10, 64, 1e-3, False)
+    assert default_lr("embed-head") == cfg.lr and default_lr("joint") == 2e-5
+    with pytest.raises(ValueError, match="backend"):
+        default_lr("linear")
+    params = inspect.signature(train_flow.fn).parameters
+    for name in ("epochs", "batch_size", "seed", "margin", "center_coef", "max_steps", "lora"):
+        assert params[name].default == getattr(cfg, name)
+    for name in ("split", "val_split", "backend", "base_model"):
+        assert params[name].default == getattr(ModelSpec, name)
+
+
+def test_model_spec_digest_tracks_what_decides_the_weights() -> None:
+    spec = ModelSpec(curated_set="toy@1", config=TrainConfig(epochs=2, progress=False))
+    same = ModelSpec(curated_set="toy@1", config=TrainConfig(epochs=2, progress=True))
+    assert spec.digest() == same.digest()  # progress bars do not change the model
+    assert spec.digest() != ModelSpec(curated_set="toy@1", config=TrainConfig(epochs=3)).digest()
+    assert spec.digest() != ModelSpec(curated_set="toy@2", config=TrainConfig(epochs=2)).digest()
+    with pytest.raises(ValueError, match="curated set or a dataset"):
+        ModelSpec(config=TrainConfig())
+    with pytest.raises(ValueError, match="backend"):
+        ModelSpec(dataset="toy", backend="linear", config=TrainConfig())

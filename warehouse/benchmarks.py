@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import frame
+from warehouse.connection import frame, insert_row, registered
 
 
 def create_run(
@@ -20,19 +20,20 @@ def create_run(
     params: dict[str, Any],
     flow_run_id: str | None,
 ) -> int:
-    (run_id,) = con.execute(
-        "INSERT INTO benchmark_runs (name, dataset_id, split, params, flow_run_id) VALUES (?, ?, ?, ?, ?) RETURNING benchmark_run_id",
-        [name, dataset_id, split, json.dumps(params, default=str), flow_run_id],
-    ).fetchone()
-    return run_id
+    values = {
+        "name": name,
+        "dataset_id": dataset_id,
+        "split": split,
+        "params": json.dumps(params, default=str),
+        "flow_run_id": flow_run_id,
+    }
+    return insert_row(con, "benchmark_runs", values, returning="benchmark_run_id")
 
 
 def store_results(
     con: duckdb.DuckDBPyConnection, run_id: int, rows: pl.DataFrame, preds: pl.DataFrame
 ) -> None:
-    con.register("new_results", rows.to_arrow())
-    con.register("new_preds", preds.to_arrow())
-    try:
+    with registered(con, "new_results", rows), registered(con, "new_preds", preds):
         con.execute(
             "INSERT INTO benchmark_results SELECT ?, model, method, seed, benchmark, subset, n, metric, value, ci_low, ci_high FROM new_results",
             [run_id],
@@ -41,9 +42,6 @@ def store_results(
             "INSERT INTO benchmark_predictions SELECT ?, model, method, seed, pair_id, gap, label FROM new_preds",
             [run_id],
         )
-    finally:
-        con.unregister("new_results")
-        con.unregister("new_preds")
 
 
 def predictions(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
@@ -72,3 +70,16 @@ def scored_train_pairs(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> p
         " provenance FROM v_pairs_scored WHERE scoring_run_id = ? ORDER BY pair_id",
         [scoring_run_id],
     )
+
+
+def run_row(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
+    """A benchmark run's name, dataset, split and params (decoded); an unknown id raises."""
+    rows = frame(
+        con,
+        "SELECT benchmark_run_id, name, dataset_id, split, params FROM benchmark_runs WHERE benchmark_run_id = ?",
+        [run_id],
+    )
+    if rows.height == 0:
+        raise LookupError(f"no benchmark run {run_id}")
+    row = rows.row(0, named=True)
+    return row | {"params": json.loads(row["params"]) if row["params"] else {}}

@@ -7,6 +7,10 @@ import polars as pl
 
 from warehouse.connection import frame
 
+# Example queries the CLI prints in its help and after the demo (SQL lives in warehouse/).
+EXAMPLE_QUERY = "SELECT split, count(*) FROM pairs GROUP BY 1"
+CURATED_PREVIEW_QUERY = "SELECT * FROM v_curated LIMIT 5"
+
 
 def datasets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every dataset version with its counts and latest quality verdict."""

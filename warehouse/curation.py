@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from warehouse.catalog import resolve
-from warehouse.connection import frame
+from warehouse.connection import frame, insert_row, registered
 
 CANDIDATE_COLUMNS = "pair_id, prompt_id, chosen_id, rejected_id, label, split"
 
@@ -58,8 +58,7 @@ def store_set(
 ) -> dict:
     """Augmented pairs (content-addressed, INSERT OR IGNORE), the set row, its members."""
     if augmented is not None and augmented.height:
-        con.register("new_aug", augmented.to_arrow())
-        try:
+        with registered(con, "new_aug", augmented):
             con.execute(
                 "INSERT OR IGNORE INTO pairs (pair_id, dataset_id, prompt_id, chosen_id, rejected_id, label, split,"
                 " source_row, provenance, augmentation, source_pair_id, flow_run_id)"
@@ -67,26 +66,17 @@ def store_set(
                 " source_pair_id, ? FROM new_aug",
                 [fields["dataset_id"], fields.get("flow_run_id")],
             )
-        finally:
-            con.unregister("new_aug")
     (version,) = con.execute(
         "SELECT coalesce(max(version), 0) + 1 FROM curated_sets WHERE name = ?", [fields["name"]]
     ).fetchone()
     values = fields | {"version": version}
     for key in ("rule_params", "augmentation", "counts"):
         values[key] = json.dumps(values.get(key))
-    cols = list(values)
-    (set_id,) = con.execute(
-        f"INSERT INTO curated_sets ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) RETURNING curated_set_id",
-        [values[c] for c in cols],
-    ).fetchone()
-    con.register("new_members", members.select("pair_id", "weight").to_arrow())
-    try:
+    set_id = insert_row(con, "curated_sets", values, returning="curated_set_id")
+    with registered(con, "new_members", members.select("pair_id", "weight")):
         con.execute(
             "INSERT INTO curated_members SELECT ?, pair_id, weight FROM new_members", [set_id]
         )
-    finally:
-        con.unregister("new_members")
     return find_set(con, fields["name"], fields["definition_hash"])
 
 
@@ -103,6 +93,17 @@ def members(con: duckdb.DuckDBPyConnection, set_id: int) -> pl.DataFrame:
     return frame(
         con,
         "SELECT pair_id, prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, label, weight, split, augmentation"
+        " FROM v_curated WHERE curated_set_id = ? ORDER BY pair_id",
+        [set_id],
+    )
+
+
+def member_refs(con: duckdb.DuckDBPyConnection, set_id: int) -> pl.DataFrame:
+    """`members` without the texts (ids, labels, weights), in the same order: all that a
+    model trained on cached embeddings needs."""
+    return frame(
+        con,
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, label, weight, split, augmentation"
         " FROM v_curated WHERE curated_set_id = ? ORDER BY pair_id",
         [set_id],
     )

@@ -1,18 +1,19 @@
 """SQL for the ingest stage: dataset versions, content-addressed texts, pairs, quarantine, dq runs.
 
-Batches travel as Arrow tables registered on the connection (no per-row inserts).
+Batches travel as Arrow tables registered on the connection (no per-row inserts, except in
+`store_rows_one_by_one`, the naive baseline the ingest benchmark measures).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from warehouse.connection import frame
+from warehouse.connection import frame, insert_row, registered
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def find_version(con: duckdb.DuckDBPyConnection, name: str, content_hash: str) -
         " FROM datasets d WHERE d.name = ? AND d.content_hash = ? ORDER BY d.version DESC LIMIT 1",
         [name, content_hash],
     ).fetchone()
-    return DatasetRow(*row) if row else None
+    if row is None:
+        return None
+    return DatasetRow(**dict(zip((f.name for f in fields(DatasetRow)), row, strict=True)))
 
 
 def create_version(
@@ -51,12 +54,26 @@ def create_version(
     (version,) = con.execute(
         "SELECT coalesce(max(version), 0) + 1 FROM datasets WHERE name = ?", [name]
     ).fetchone()
-    (dataset_id,) = con.execute(
-        "INSERT INTO datasets (name, version, uri, format, content_hash, status, options, flow_run_id)"
-        " VALUES (?, ?, ?, ?, ?, 'ingesting', ?, ?) RETURNING dataset_id",
-        [name, version, uri, fmt, content_hash, json.dumps(options), flow_run_id],
-    ).fetchone()
-    return DatasetRow(dataset_id, name, version, "ingesting", None, None, None)
+    values = {
+        "name": name,
+        "version": version,
+        "uri": uri,
+        "format": fmt,
+        "content_hash": content_hash,
+        "status": "ingesting",
+        "options": json.dumps(options),
+        "flow_run_id": flow_run_id,
+    }
+    dataset_id = insert_row(con, "datasets", values, returning="dataset_id")
+    return DatasetRow(
+        dataset_id=dataset_id,
+        name=name,
+        version=version,
+        status="ingesting",
+        n_input=None,
+        n_pairs=None,
+        n_quarantined=None,
+    )
 
 
 def store_batch(
@@ -71,9 +88,11 @@ def store_batch(
     still enforces it), without a per-row conflict check on the index (about 2x faster for
     new texts, 10x when the texts are already stored)."""
     # Arrow string views: polars hands its strings over without copying them.
-    con.register("batch_pairs", pairs.to_arrow(compat_level=pl.CompatLevel.newest()))
-    con.register("batch_quarantine", quarantine.to_arrow(compat_level=pl.CompatLevel.newest()))
-    try:
+    newest = pl.CompatLevel.newest()
+    with (
+        registered(con, "batch_pairs", pairs.to_arrow(compat_level=newest)),
+        registered(con, "batch_quarantine", quarantine.to_arrow(compat_level=newest)),
+    ):
         con.execute(
             "INSERT INTO prompts SELECT prompt_id, any_value(prompt), length(any_value(prompt))"
             " FROM batch_pairs ANTI JOIN prompts USING (prompt_id) GROUP BY prompt_id"
@@ -96,9 +115,28 @@ def store_batch(
             " SELECT ?, source_row, reason, message, raw, ? FROM batch_quarantine",
             [dataset_id, flow_run_id],
         )
-    finally:
-        con.unregister("batch_pairs")
-        con.unregister("batch_quarantine")
+
+
+def store_rows_one_by_one(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    prompts: list[tuple[str, str, int]],
+    responses: list[tuple[str, str, int]],
+    pairs: list[tuple],
+) -> int:
+    """The naive baseline `benchmarks/ingest.py` measures the batch path against: one prepared
+    `INSERT OR IGNORE` run per row (no quarantine, provenance or flow run). `pairs` rows are
+    (pair_id, dataset_id, prompt_id, chosen_id, rejected_id, label, split, source_row).
+    Returns the number of pairs the dataset holds."""
+    con.executemany("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?)", prompts)
+    con.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?)", responses)
+    con.executemany(
+        "INSERT OR IGNORE INTO pairs (pair_id, dataset_id, prompt_id, chosen_id, rejected_id,"
+        " label, split, source_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        pairs,
+    )
+    (n,) = con.execute("SELECT count(*) FROM pairs WHERE dataset_id = ?", [dataset_id]).fetchone()
+    return n
 
 
 def finish_version(
@@ -162,13 +200,19 @@ def record_dq_run(
     report_path: str | None,
     flow_run_id: str | None,
 ) -> int:
-    (dq_run_id,) = con.execute(
-        "INSERT INTO dq_runs (dataset_id, suite, success, n_expectations, n_evaluated, n_failed, failed,"
-        " statistics, result, report_path, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING dq_run_id",
-        [
-            dataset_id, suite, success, n_expectations, n_evaluated, n_failed, json.dumps(failed),
-            json.dumps(statistics, default=str), json.dumps(result, default=str), report_path, flow_run_id,
-        ],
-    ).fetchone()  # fmt: skip
+    values = {
+        "dataset_id": dataset_id,
+        "suite": suite,
+        "success": success,
+        "n_expectations": n_expectations,
+        "n_evaluated": n_evaluated,
+        "n_failed": n_failed,
+        "failed": json.dumps(failed),
+        "statistics": json.dumps(statistics, default=str),
+        "result": json.dumps(result, default=str),
+        "report_path": report_path,
+        "flow_run_id": flow_run_id,
+    }
+    dq_run_id = insert_row(con, "dq_runs", values, returning="dq_run_id")
     set_status(con, dataset_id, "passed_quality" if success else "failed_quality")
     return dq_run_id

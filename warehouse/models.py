@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import frame
+from warehouse.connection import frame, insert_row
 
 
 def find(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
@@ -30,11 +30,7 @@ def register(con: duckdb.DuckDBPyConnection, **fields: Any) -> None:
         "metrics": json.dumps(fields.get("metrics"), default=str),
     }
     con.execute("DELETE FROM models WHERE name = ?", [fields["name"]])
-    cols = list(fields)
-    con.execute(
-        f"INSERT INTO models ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-        [fields[c] for c in cols],
-    )
+    insert_row(con, "models", fields)
 
 
 def listing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

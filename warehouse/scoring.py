@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.connection import frame
+from warehouse.connection import frame, insert_row, registered
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,8 @@ def dataset_prompt_ids(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.Se
 def _with_keys(
     con: duckdb.DuckDBPyConnection, name: str, keys: pl.DataFrame, query: str, params: list
 ) -> pl.DataFrame:
-    con.register(name, keys.to_arrow())
-    try:
+    with registered(con, name, keys):
         return frame(con, query, params)
-    finally:
-        con.unregister(name)
 
 
 def texts(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.DataFrame:
@@ -83,15 +80,12 @@ def embeddings(
 ) -> tuple[dict[str, int], np.ndarray]:
     """Cached embeddings for `ids`: (id -> row, (U, D) float32 matrix)."""
     keys = pl.DataFrame({"text_id": ids.unique()})
-    con.register("wanted_emb", keys.to_arrow())
     con.complete()
-    try:
+    with registered(con, "wanted_emb", keys):
         table = con.sql(
             "SELECT e.text_id, e.embedding FROM embeddings e JOIN wanted_emb k USING (text_id) WHERE e.encoder_id = ?",
             params=[encoder_id],
         ).to_arrow_table()
-    finally:
-        con.unregister("wanted_emb")
     found = table.column("text_id").to_pylist()
     emb = table.column("embedding").combine_chunks()
     dim = len(emb[0]) if len(emb) else 0
@@ -108,14 +102,11 @@ def store_embeddings(
         pa.array(matrix.astype(np.float32).ravel()), matrix.shape[1]
     )
     batch = pa.table({"text_id": ids, "embedding": values.cast(pa.list_(pa.float32()))})
-    con.register("new_emb", batch)
-    try:
+    with registered(con, "new_emb", batch):
         con.execute(
             "INSERT OR IGNORE INTO embeddings SELECT ?, text_id, embedding FROM new_emb",
             [encoder_id],
         )
-    finally:
-        con.unregister("new_emb")
 
 
 def cached_values(
@@ -140,11 +131,8 @@ def store_values(
         "rm_scores": "INSERT OR IGNORE INTO rm_scores SELECT ?, ?, prompt_id, response_id, any_value(score) FROM new_values GROUP BY ALL",
         "lm_logliks": "INSERT OR IGNORE INTO lm_logliks SELECT ?, ?, prompt_id, response_id, any_value(loglik) FROM new_values GROUP BY ALL",
     }[table]
-    con.register("new_values", rows.to_arrow())
-    try:
+    with registered(con, "new_values", rows):
         con.execute(query, [model_id, revision])
-    finally:
-        con.unregister("new_values")
 
 
 def find_run(con: duckdb.DuckDBPyConnection, run_key: str) -> RunRow | None:
@@ -156,27 +144,27 @@ def find_run(con: duckdb.DuckDBPyConnection, run_key: str) -> RunRow | None:
 
 
 def create_run(con: duckdb.DuckDBPyConnection, **fields: Any) -> RunRow:
-    cols = list(fields)
-    (run_id,) = con.execute(
-        f"INSERT INTO scoring_runs ({', '.join(cols)}, status) VALUES ({', '.join('?' for _ in cols)}, 'running')"
-        " RETURNING scoring_run_id",
-        [fields[c] for c in cols],
-    ).fetchone()
-    return RunRow(run_id, fields["run_key"], "running", fields.get("run_dir"))
+    """A new `running` scoring run with the given columns."""
+    scoring_run_id = insert_row(
+        con, "scoring_runs", fields | {"status": "running"}, returning="scoring_run_id"
+    )
+    return RunRow(
+        scoring_run_id=scoring_run_id,
+        run_key=fields["run_key"],
+        status="running",
+        run_dir=fields.get("run_dir"),
+    )
 
 
 def store_pair_scores(
     con: duckdb.DuckDBPyConnection, scoring_run_id: int, results: pl.DataFrame
 ) -> None:
-    con.register("new_pair_scores", results.to_arrow())
-    try:
+    with registered(con, "new_pair_scores", results):
         con.execute(
             "INSERT OR IGNORE INTO pair_scores SELECT ?, pair_id, own_gap, free_gap, related_gap, ess, k, iterations, converged"
             " FROM new_pair_scores",
             [scoring_run_id],
         )
-    finally:
-        con.unregister("new_pair_scores")
 
 
 def finish_run(
@@ -210,6 +198,7 @@ def run_model(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> tuple[str,
 
 
 def run_timings(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> dict:
+    """The timings a finished scoring run recorded (empty while it runs)."""
     (timings,) = con.execute(
         "SELECT timings FROM scoring_runs WHERE scoring_run_id = ?", [scoring_run_id]
     ).fetchone()

@@ -1,5 +1,8 @@
-"""Curation math: weighting rules over prompt-free gaps (`rules`) and RRM augmentation (`rrm`)."""
+"""Curation: weighting rules over prompt-free gaps (`rules`), RRM augmentation (`rrm`), the
+set definition that holds the curate defaults (`definition`) and the methods by name (`methods`)."""
 
+from rmcore.curation.definition import SetDefinition
+from rmcore.curation.methods import BASELINE, METHODS, method_name
 from rmcore.curation.rrm import RRMResult, rrm_augment
 from rmcore.curation.rules import (
     WEIGHTING_RULES,
@@ -11,9 +14,13 @@ from rmcore.curation.rules import (
 )
 
 __all__ = [
+    "BASELINE",
+    "METHODS",
     "WEIGHTING_RULES",
     "RRMResult",
+    "SetDefinition",
     "apply_rule",
+    "method_name",
     "priority_sampling",
     "prompt_free_filter",
     "prompt_free_priority",

@@ -11,27 +11,27 @@ pool is smaller than M.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
 import torch
 
+from rmcore.decomposition import weights
 from rmcore.decomposition.sampling import sample_prompts
 from rmcore.decomposition.solver import solve_free_gap
-from rmcore.decomposition.weights import effective_sample_size, normalize_log_weights
+from rmcore.identity import digest
 
 CRITERIA = ("balanced", "logit-mean")
 WEIGHT_METHODS = ("uniform", "lm", "embedding")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScoringConfig:
-    """Everything that changes a scoring run's numbers (and so its identity)."""
+    """Everything that changes a scoring run's numbers (and so its identity); the single
+    source of the score stage's defaults (the flow and the CLI read theirs from here)."""
 
-    m: int = 16
+    prompts_per_pair: int = 16  # M: prompts sampled per pair besides its own (K = M + 1)
     seed: int = 0
     criterion: str = "balanced"
     weights: str = "uniform"
@@ -47,13 +47,12 @@ class ScoringConfig:
             raise ValueError(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
         if self.weights == "lm" and not self.lm:
             raise ValueError("weights='lm' needs a causal LM (--lm PATH or hub id)")
-        if self.m < 0 or self.shard_size < 1:
-            raise ValueError("m must be >= 0 and shard_size >= 1")
+        if self.prompts_per_pair < 0 or self.shard_size < 1:
+            raise ValueError("prompts_per_pair must be >= 0 and shard_size >= 1")
 
     def run_key(self, **identity: object) -> str:
-        """A stable hash of the config plus the data and model identity."""
-        blob = json.dumps({**asdict(self), **identity}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        """The scoring run's identity: `digest` of the config plus the data and model identity."""
+        return digest(**asdict(self), **identity)
 
 
 def plan_prompts(pairs: pl.DataFrame, pool_ids: pl.Series, config: ScoringConfig) -> pl.DataFrame:
@@ -62,7 +61,9 @@ def plan_prompts(pairs: pl.DataFrame, pool_ids: pl.Series, config: ScoringConfig
     Sampling is seeded and depends only on the pool and the pairs' order, so a resumed run
     draws exactly the same prompts."""
     pool = pool_ids.unique().sort()
-    sample = sample_prompts(pairs["prompt_id"].to_numpy(), pool.to_numpy(), config.m, config.seed)
+    sample = sample_prompts(
+        pairs["prompt_id"].to_numpy(), pool.to_numpy(), config.prompts_per_pair, config.seed
+    )
     return pairs.with_columns(
         pl.Series("prompt_ids", sample.ids.tolist(), dtype=pl.List(pl.Utf8)),
         pl.Series("prompt_mask", sample.mask.tolist(), dtype=pl.List(pl.Boolean)),
@@ -154,7 +155,7 @@ def decompose(
     gaps = torch.where(valid, r_w - r_l, torch.zeros_like(r_w))  # (N, K)
     beta = config.beta if config.weights == "lm" else 1.0
     logw = torch.zeros_like(gaps) if log_weights is None else log_weights.to(torch.float64)
-    w = normalize_log_weights(
+    w = weights.normalize_log_weights(
         torch.where(valid, logw, torch.zeros_like(logw)),
         valid,
         beta if log_weights is not None else 0.0,
@@ -166,7 +167,7 @@ def decompose(
             "own_gap": result.own.numpy(),
             "free_gap": result.free.numpy(),
             "related_gap": result.related.numpy(),
-            "ess": effective_sample_size(w).numpy(),
+            "ess": weights.effective_sample_size(w).numpy(),
             "k": valid.sum(dim=1).numpy().astype(np.int32),
             "iterations": result.iterations.numpy().astype(np.int32),
             "converged": result.converged.numpy(),
@@ -174,32 +175,35 @@ def decompose(
     )
 
 
+def embedding_rows(index: dict[str, int], ids: pl.Series) -> torch.Tensor:
+    """Rows of an embedding matrix for text ids (`index` maps id -> row); a missing id raises
+    (never row 0). The one text-id -> embedding-row lookup (`rmcore.stages.scores` uses it)."""
+    missing = ids.filter(~ids.is_in(list(index))).unique()
+    if missing.len():
+        raise KeyError(f"{missing.len()} texts have no cached embedding, e.g. {missing[0]}")
+    return torch.as_tensor(ids.replace_strict(index, return_dtype=pl.Int64).to_numpy().copy())
+
+
 def lm_log_weights(plan: pl.DataFrame, logliks: pl.DataFrame) -> torch.Tensor:
-    """(N, K) l(y_w | x_k) + l(y_l | x_k) from a per-token log-likelihood table."""
+    """(N, K) l(y_w | x_k) + l(y_l | x_k) from a per-token log-likelihood table (0 on padding)."""
     l_w, l_l, valid = gather(plan, logliks, "loglik")
-    return torch.where(valid, l_w + l_l, torch.zeros_like(l_w))
+    return torch.where(valid, weights.lm_log_weights(l_w, l_l), torch.zeros_like(l_w))
 
 
 def embedding_log_weights(
-    plan: pl.DataFrame, emb: dict[str, int], matrix: torch.Tensor, temperature: float
+    plan: pl.DataFrame, index: dict[str, int], matrix: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """(N, K) mean cosine similarity of prompt x_k with the two responses, over a temperature.
-    `emb` maps text ids to rows of `matrix` (normalized embeddings)."""
+    """(N, K) `weights.embedding_log_weights` of every pair's K prompts. `index` maps text ids
+    to rows of `matrix` (unit embeddings); a text without an embedding raises."""
     lf = long_form(plan).sort("row", "k")
     n, k = plan.height, int(lf["k"].max()) + 1
-
-    def rows(col: str) -> torch.Tensor:
-        return torch.as_tensor(
-            lf[col].replace_strict(emb, default=0, return_dtype=pl.Int64).to_numpy().copy()
-        )
-
-    e_x, e_w, e_l = (
-        matrix[rows("prompt_id")],
-        matrix[rows("chosen_id")],
-        matrix[rows("rejected_id")],
+    return weights.embedding_log_weights(
+        matrix,
+        matrix[embedding_rows(index, plan["chosen_id"])],
+        matrix[embedding_rows(index, plan["rejected_id"])],
+        temperature,
+        prompt_idx=embedding_rows(index, lf["prompt_id"]).view(n, k),
     )
-    cos = 0.5 * ((e_x * e_w).sum(-1) + (e_x * e_l).sum(-1))  # (N*K,)
-    return (cos.to(torch.float64) / temperature).view(n, k)
 
 
 def summarize(results: pl.DataFrame, labels: pl.DataFrame) -> dict[str, float]:

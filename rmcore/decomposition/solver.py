@@ -251,9 +251,15 @@ def _keep(mask: Tensor, *ts: Tensor | None) -> list[Tensor | None]:
 
 
 def _rtsafe(
-    g: Tensor, w: Tensor | None, w_total: Tensor, lo: Tensor, hi: Tensor, c: Tensor,
-    tol: float, max_iter: int,
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    g: Tensor,
+    w: Tensor | None,
+    w_total: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    c: Tensor,
+    tol: float,
+    max_iter: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Safeguarded Newton from c for rows with lo < root < hi: (root, iterations, converged).
 
     State lives on the working set (suffix i); a row's result is written to the (n,) outputs

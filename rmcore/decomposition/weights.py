@@ -13,7 +13,6 @@ policy model. Only the model-free math lives here; the scores come from `rmcore.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -54,21 +53,21 @@ def embedding_log_weights(
     temperature: float,
     prompt_idx: Tensor | None = None,
 ) -> Tensor:
-    """Mean cosine similarity of prompt x_k with y_w and with y_l, over temperature: (N, K).
+    """Mean cosine similarity of prompt x_k with y_w and with y_l, over temperature: (N, K)
+    float64.
 
-    The mean (not the sum) keeps the scale in [-1, 1] / temperature, so a temperature means
-    the same with one or two responses. prompt_emb is (N, K, D), or a (P, D) table read
-    through prompt_idx (N, K) so a pool shared by many pairs is normalized once.
+    Embeddings are unit vectors (the encoder L2-normalizes, the cache stores them so), so a
+    cosine is a dot product. The mean (not the sum) keeps the scale in [-1, 1] / temperature,
+    so a temperature means the same with one or two responses. prompt_emb is (N, K, D), or a
+    (P, D) table read through prompt_idx (N, K) so a pool shared by many pairs is stored once.
     resp_w_emb, resp_l_emb: (N, D).
     """
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
-    resp = F.normalize(resp_w_emb, dim=-1) + F.normalize(resp_l_emb, dim=-1)  # (N, D)
-    prompts = F.normalize(prompt_emb, dim=-1)  # (N, K, D) or (P, D)
-    if prompt_idx is not None:
-        prompts = prompts[prompt_idx]  # (N, K, D)
-    # <p, r_w> + <p, r_l> = <p, r_w + r_l>: one product instead of two
-    return torch.einsum("nkd,nd->nk", prompts, resp) / (2 * temperature)
+    prompts = prompt_emb if prompt_idx is None else prompt_emb[prompt_idx]  # (N, K, D)
+    e_w, e_l = resp_w_emb[:, None, :], resp_l_emb[:, None, :]  # (N, 1, D)
+    cos = 0.5 * ((prompts * e_w).sum(-1) + (prompts * e_l).sum(-1))  # (N, K)
+    return cos.to(torch.float64) / temperature
 
 
 def effective_sample_size(w: Tensor) -> Tensor:

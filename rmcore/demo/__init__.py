@@ -1,27 +1,36 @@
-"""Seeded toy preference data with injected truth (see `generator`)."""
+"""Seeded toy preference data with injected truth.
 
-from rmcore.demo.generator import (
+- `generator`: the two toy setups (`generate_demo`, `write_demo`);
+- `oracle`: the toy reward r(x, y) = a * n_words(y) + b * relevance(x, y) and its parts;
+- `bank`: the text bank (prompt templates, fillers, topics), package data in `textbank.json`.
+"""
+
+from rmcore.demo.bank import (
     CLOSER,
     DETAILED_PREFIX,
     FILLERS,
-    MAX_SENTENCES,
     ONE_SENTENCE_PREFIX,
     OPENER,
     PROMPT_TEMPLATES,
     QUESTION_TEMPLATES,
-    SETUPS,
-    SPLITS,
     TOPICS,
+)
+from rmcore.demo.generator import (
+    MAX_SENTENCES,
+    SETUPS,
     all_prompts,
     generate_demo,
-    infer_topic,
     lb_prompts,
+    write_demo,
+)
+from rmcore.demo.oracle import (
+    infer_topic,
     length_relevance_reward,
     n_sentences,
     n_words,
     relevance,
-    write_demo,
 )
+from rmcore.ingest.batch import SPLITS
 
 __all__ = [
     "CLOSER",

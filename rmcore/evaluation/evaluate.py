@@ -14,6 +14,7 @@ import polars as pl
 from rmcore.evaluation.metrics import (
     bootstrap_ci,
     expected_calibration_error,
+    length_bias_subsets,
     pairwise_correct,
     preference_metrics,
     prompt_swap_accuracy,
@@ -35,6 +36,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _row(
+    benchmark: str,
+    subset: str,
+    n: int,
+    metric: str,
+    value: float,
+    ci_low: float | None = None,
+    ci_high: float | None = None,
+) -> dict:
+    """One tidy result row, keyed by (benchmark, subset, metric)."""
+    return {
+        "benchmark": benchmark,
+        "subset": subset,
+        "n": n,
+        "metric": metric,
+        "value": value,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+    }
+
+
 def both_orientations(gap: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(P(first wins), soft label) for each pair as given and swapped. Which response is
     listed first is arbitrary; with both orders, data whose labels are all 1 (the winner
@@ -53,52 +75,13 @@ def preference_rows(gap: np.ndarray, label: np.ndarray, subset: str, seed: int =
         bootstrap_ci(correct[hard].astype(float), seed=seed) if hard.any() else (np.nan, np.nan)
     )
     n = int(gap.size)
+    ece = expected_calibration_error(*both_orientations(gap, label))
     return [
-        {
-            "benchmark": "preference",
-            "subset": subset,
-            "n": int(hard.sum()),
-            "metric": "accuracy",
-            "value": m["accuracy"],
-            "ci_low": lo,
-            "ci_high": hi,
-        },
-        {
-            "benchmark": "preference",
-            "subset": subset,
-            "n": n,
-            "metric": "log_loss",
-            "value": m["log_loss"],
-            "ci_low": None,
-            "ci_high": None,
-        },
-        {
-            "benchmark": "preference",
-            "subset": subset,
-            "n": n,
-            "metric": "brier",
-            "value": m["brier"],
-            "ci_low": None,
-            "ci_high": None,
-        },
-        {
-            "benchmark": "preference",
-            "subset": subset,
-            "n": n,
-            "metric": "ece",
-            "value": expected_calibration_error(*both_orientations(gap, label)),
-            "ci_low": None,
-            "ci_high": None,
-        },
-        {
-            "benchmark": "preference",
-            "subset": subset,
-            "n": n,
-            "metric": "n_ties",
-            "value": float(m["n_ties"]),
-            "ci_low": None,
-            "ci_high": None,
-        },
+        _row("preference", subset, int(hard.sum()), "accuracy", m["accuracy"], lo, hi),
+        _row("preference", subset, n, "log_loss", m["log_loss"]),
+        _row("preference", subset, n, "brier", m["brier"]),
+        _row("preference", subset, n, "ece", ece),
+        _row("preference", subset, n, "n_ties", float(m["n_ties"])),
     ]
 
 
@@ -117,15 +100,9 @@ def evaluate_pairs(
     label = test["label"].to_numpy()
     rows = preference_rows(gap, label, "all", seed)
     # Length-bias probes: the label decides which response is "chosen" (the winner).
-    winner_longer = np.where(label >= 0.5, test["chosen_chars"].to_numpy() > test["rejected_chars"].to_numpy(),
-                             test["rejected_chars"].to_numpy() > test["chosen_chars"].to_numpy())  # fmt: skip
-    equal = test["chosen_chars"].to_numpy() == test["rejected_chars"].to_numpy()
-    rows += preference_rows(
-        gap[winner_longer & ~equal], label[winner_longer & ~equal], "winner_longer", seed
-    )
-    rows += preference_rows(
-        gap[~winner_longer & ~equal], label[~winner_longer & ~equal], "winner_shorter", seed
-    )
+    probes = length_bias_subsets(label, test["chosen_chars"], test["rejected_chars"])
+    for subset, mask in probes.items():
+        rows += preference_rows(gap[mask], label[mask], subset, seed)
     for col in group_by:
         for value in sorted(test[col].drop_nulls().unique().to_list()):
             mask = (test[col] == value).fill_null(False).to_numpy()
@@ -135,10 +112,18 @@ def evaluate_pairs(
     lengths = np.concatenate([test["chosen_chars"].to_numpy(), test["rejected_chars"].to_numpy()])
     groups = np.concatenate([test["prompt_id"].to_numpy(), test["prompt_id"].to_numpy()])
     corr = reward_length_correlation(rewards, lengths, groups)
-    rows.append({"benchmark": "length_bias", "subset": "all", "n": corr["n_groups"], "metric": "within_prompt_spearman",
-                 "value": corr["within_group_spearman"], "ci_low": None, "ci_high": None})  # fmt: skip
-    rows.append({"benchmark": "length_bias", "subset": "all", "n": int(rewards.size), "metric": "pooled_spearman",
-                 "value": corr["pooled_spearman"], "ci_low": None, "ci_high": None})  # fmt: skip
+    rows.append(
+        _row(
+            "length_bias",
+            "all",
+            corr["n_groups"],
+            "within_prompt_spearman",
+            corr["within_group_spearman"],
+        )
+    )
+    rows.append(
+        _row("length_bias", "all", int(rewards.size), "pooled_spearman", corr["pooled_spearman"])
+    )
     return pl.DataFrame(rows, schema=ROW_SCHEMA)
 
 
@@ -146,8 +131,8 @@ def prompt_swap_rows(r_own: np.ndarray, r_swapped: np.ndarray, seed: int = 0) ->
     """Contextual accuracy: r(x, y written for x) > r(x, y' written for another prompt)."""
     correct = (r_own > r_swapped).astype(float)
     lo, hi = bootstrap_ci(correct, seed=seed) if correct.size else (np.nan, np.nan)
+    value = prompt_swap_accuracy(r_own, r_swapped)
     return pl.DataFrame(
-        [{"benchmark": "prompt_swap", "subset": "all", "n": int(correct.size), "metric": "accuracy",
-          "value": prompt_swap_accuracy(r_own, r_swapped), "ci_low": lo, "ci_high": hi}],
+        [_row("prompt_swap", "all", int(correct.size), "accuracy", value, lo, hi)],
         schema=ROW_SCHEMA,
-    )  # fmt: skip
+    )

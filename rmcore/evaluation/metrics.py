@@ -26,7 +26,7 @@ __all__ = [
     "bootstrap_ci",
     "calibration_curve",
     "expected_calibration_error",
-    "length_bias_probes",
+    "length_bias_subsets",
     "make_prompt_swap_pairs",
     "mean_ci_over_seeds",
     "pairwise_correct",
@@ -216,36 +216,21 @@ def make_prompt_swap_pairs(
     raise ValueError("could not find donors with a different response; responses too shared")
 
 
-def length_bias_probes(
-    gap: ArrayLike,
-    label: ArrayLike,
-    len_chosen: ArrayLike,
-    len_rejected: ArrayLike,
-) -> dict[str, float | int]:
-    """Accuracy split by whether the preferred response (by label) is the shorter or longer one.
+def length_bias_subsets(
+    label: ArrayLike, len_chosen: ArrayLike, len_rejected: ArrayLike
+) -> dict[str, np.ndarray]:
+    """Masks (N,) bool of the pairs whose winner (by label) is the longer / the shorter response.
 
     A length-biased model is accurate when the winner is longer and poor when it is shorter.
-    Ties (label == 0.5) and equal lengths are excluded, and counted.
+    The label decides the winner: the chosen response when label >= 0.5 (a tie counts the
+    chosen as the winner, so ties stay in a subset and are counted there as `n_ties`), the
+    rejected one otherwise. Pairs of equal length are in neither subset.
     """
-    correct, hard = pairwise_correct(gap, label)
     y = _as_array(label)
     lc, lr = _as_array(len_chosen), _as_array(len_rejected)
-    len_win = np.where(y > 0.5, lc, lr)  # (N,) length of the label's winner
-    len_lose = np.where(y > 0.5, lr, lc)
-    shorter = hard & (len_win < len_lose)
-    longer = hard & (len_win > len_lose)
-
-    def acc(mask: np.ndarray) -> float:
-        return float(correct[mask].mean()) if mask.any() else float("nan")
-
-    return {
-        "acc_chosen_shorter": acc(shorter),
-        "n_chosen_shorter": int(shorter.sum()),
-        "acc_chosen_longer": acc(longer),
-        "n_chosen_longer": int(longer.sum()),
-        "n_equal_length": int((hard & (len_win == len_lose)).sum()),
-        "n_ties": int((~hard).sum()),
-    }
+    winner_longer = np.where(y >= 0.5, lc > lr, lr > lc)  # (N,)
+    unequal = lc != lr
+    return {"winner_longer": winner_longer & unequal, "winner_shorter": ~winner_longer & unequal}
 
 
 def reward_length_correlation(

@@ -9,6 +9,7 @@ per-model table).
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,30 +20,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from rmcore.curation.methods import BASELINE
 from rmcore.evaluation.evaluate import both_orientations
 from rmcore.evaluation.metrics import calibration_curve, mean_ci_over_seeds
+from rmcore.evaluation.specs import FINDINGS, HEADLINE, MetricKey, MetricSpec, spec_of
 
-HEADLINE = [
-    ("preference", "all", "accuracy", "held-out accuracy"),
-    ("preference", "winner_shorter", "accuracy", "bias-breaking: winner is shorter"),
-    ("preference", "winner_longer", "accuracy", "winner is longer"),
-    ("prompt_swap", "all", "accuracy", "prompt-swap accuracy"),
-    ("preference", "all", "log_loss", "log-loss"),
-    ("preference", "all", "ece", "ECE"),
-    ("length_bias", "all", "within_prompt_spearman", "reward~length (within prompt)"),
-]
+SUMMARY_SCHEMA = {
+    "benchmark": pl.Utf8,
+    "subset": pl.Utf8,
+    "metric": pl.Utf8,
+    "title": pl.Utf8,
+    "method": pl.Utf8,
+    "seeds": pl.Int64,
+    "mean": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+}
 
 
-def summary_table(
-    results: pl.DataFrame, extra: list[tuple[str, str, str, str]] = ()
-) -> pl.DataFrame:
-    """One row per method and headline metric: mean over seeds with a 95% interval."""
+def summary_table(results: pl.DataFrame, specs: Sequence[MetricSpec] = HEADLINE) -> pl.DataFrame:
+    """One row per metric spec and method, keyed by (benchmark, subset, metric) with the
+    display title alongside: mean over seeds with a 95% interval."""
     rows = []
-    for benchmark, subset, metric, title in [*HEADLINE, *extra]:
+    for spec in specs:
         sel = results.filter(
-            (pl.col("benchmark") == benchmark)
-            & (pl.col("subset") == subset)
-            & (pl.col("metric") == metric)
+            (pl.col("benchmark") == spec.benchmark)
+            & (pl.col("subset") == spec.subset)
+            & (pl.col("metric") == spec.metric)
         )
         for method in sel["method"].unique(maintain_order=True).to_list():
             values = (
@@ -53,7 +57,10 @@ def summary_table(
             mean, lo, hi = mean_ci_over_seeds(values)
             rows.append(
                 {
-                    "metric": title,
+                    "benchmark": spec.benchmark,
+                    "subset": spec.subset,
+                    "metric": spec.metric,
+                    "title": spec.title,
                     "method": method,
                     "seeds": int(values.size),
                     "mean": mean,
@@ -61,40 +68,66 @@ def summary_table(
                     "ci_high": hi,
                 }
             )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "metric": pl.Utf8,
-            "method": pl.Utf8,
-            "seeds": pl.Int64,
-            "mean": pl.Float64,
-            "ci_low": pl.Float64,
-            "ci_high": pl.Float64,
-        },
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
+
+
+def display_summary(summary: pl.DataFrame) -> pl.DataFrame:
+    """The summary as people read it: the title in the `metric` column, no key columns."""
+    return summary.select(
+        pl.col("title").alias("metric"), "method", "seeds", "mean", "ci_low", "ci_high"
     )
 
 
-def compare(summary: pl.DataFrame, metric: str, method: str, baseline: str = "vanilla") -> str:
-    """A plain sentence: does `method` beat `baseline` on `metric`, given the intervals?"""
-    get = {r["method"]: r for r in summary.filter(pl.col("metric") == metric).iter_rows(named=True)}
+def compare(
+    summary: pl.DataFrame,
+    key: MetricKey | MetricSpec,
+    method: str,
+    baseline: str = BASELINE,
+) -> str:
+    """A plain sentence: does `method` beat `baseline` on the metric `key`, given the intervals?"""
+    spec = spec_of(key)
+    sel = summary.filter(
+        (pl.col("benchmark") == spec.benchmark)
+        & (pl.col("subset") == spec.subset)
+        & (pl.col("metric") == spec.metric)
+    )
+    get = {r["method"]: r for r in sel.iter_rows(named=True)}
+    title = spec.title
     if method not in get or baseline not in get:
-        return f"{method} vs {baseline} on {metric}: not measured."
+        return f"{method} vs {baseline} on {title}: not measured."
     a, b = get[method], get[baseline]
     diff = a["mean"] - b["mean"]
     if any(np.isnan(x) for x in (a["ci_low"], a["ci_high"], b["ci_low"], b["ci_high"])):
-        return f"{method} vs {baseline} on {metric}: {a['mean']:.3f} vs {b['mean']:.3f} ({diff:+.3f}; one seed, no interval: not conclusive)."
+        return (
+            f"{method} vs {baseline} on {title}: {a['mean']:.3f} vs {b['mean']:.3f}"
+            f" ({diff:+.3f}; one seed, no interval: not conclusive)."
+        )
     overlap = not (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
-    verdict = (
-        "the intervals overlap: no clear difference"
-        if overlap
-        else ("better" if diff > 0 else "worse")
-    )
-    if not overlap and metric in ("log-loss", "ECE"):
-        verdict = "better" if diff < 0 else "worse"
+    if overlap:
+        verdict = "the intervals overlap: no clear difference"
+    elif spec.higher_is_better is None:
+        verdict = "higher" if diff > 0 else "lower"
+    else:
+        verdict = "better" if (diff > 0 if spec.higher_is_better else diff < 0) else "worse"
     return (
-        f"{method} vs {baseline} on {metric}: {a['mean']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}] vs "
+        f"{method} vs {baseline} on {title}: {a['mean']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}] vs "
         f"{b['mean']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}] ({diff:+.3f}; {verdict})."
     )
+
+
+def findings(
+    summary: pl.DataFrame,
+    methods: Sequence[str],
+    baseline: str = BASELINE,
+    keys: Sequence[MetricKey] = FINDINGS,
+) -> list[str]:
+    """One `compare` sentence per finding metric and non-baseline method, whatever they show."""
+    return [
+        compare(summary, key, method, baseline)
+        for key in keys
+        for method in methods
+        if method != baseline
+    ]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -136,16 +169,28 @@ def fig_free_vs_length(scored: pl.DataFrame, length_col: str, path: Path) -> str
 
 
 def fig_accuracy(results: pl.DataFrame, path: Path) -> str:
-    panels = [("preference", "all", "held-out"), ("preference", "winner_shorter", "winner shorter"),
-              ("preference", "winner_longer", "winner longer"), ("prompt_swap", "all", "prompt swap")]  # fmt: skip
+    panels = [
+        ("preference", "all", "held-out"),
+        ("preference", "winner_shorter", "winner shorter"),
+        ("preference", "winner_longer", "winner longer"),
+        ("prompt_swap", "all", "prompt swap"),
+    ]
     methods = results["method"].unique(maintain_order=True).to_list()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / max(len(methods), 1)
     for j, method in enumerate(methods):
         means, errs = [], []
         for benchmark, subset, _ in panels:
-            v = results.filter((pl.col("method") == method) & (pl.col("benchmark") == benchmark) & (pl.col("subset") == subset)
-                               & (pl.col("metric") == "accuracy"))["value"].drop_nans().to_numpy()  # fmt: skip
+            v = (
+                results.filter(
+                    (pl.col("method") == method)
+                    & (pl.col("benchmark") == benchmark)
+                    & (pl.col("subset") == subset)
+                    & (pl.col("metric") == "accuracy")
+                )["value"]
+                .drop_nans()
+                .to_numpy()
+            )
             m, lo, hi = mean_ci_over_seeds(v) if v.size else (np.nan, np.nan, np.nan)
             means.append(m)
             errs.append(0.0 if np.isnan(lo) else (hi - lo) / 2)
@@ -203,12 +248,21 @@ def _table_md(frame: pl.DataFrame) -> str:
 
 
 def write_report(
-    out_dir: Path, *, title: str, meta: dict, summary: pl.DataFrame, results: pl.DataFrame, preds: pl.DataFrame,
-    scored: pl.DataFrame | None, length_col: str = "length_diff_chars", findings: list[str] = (),
-) -> tuple[Path, Path]:  # fmt: skip
+    out_dir: Path,
+    *,
+    title: str,
+    meta: dict,
+    summary: pl.DataFrame,
+    results: pl.DataFrame,
+    preds: pl.DataFrame,
+    scored: pl.DataFrame | None,
+    length_col: str = "length_diff_chars",
+    findings: Sequence[str] = (),
+) -> tuple[Path, Path]:
     """Write index.html, summary.md and the figures into `out_dir`; `summary` comes from
-    `summary_table(results)`."""
+    `summary_table(results)` and is shown as `display_summary(summary)`."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    shown = display_summary(summary)
     figs = {
         "accuracy": fig_accuracy(results, out_dir / "accuracy.png"),
         "calibration": fig_calibration(preds, out_dir / "calibration.png"),
@@ -240,7 +294,7 @@ th{{background:#f2f2f2}}figure{{display:inline-block;margin:0.5em;vertical-align
 figcaption{{font-size:12px;color:#555;max-width:520px}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2>Findings</h2><ul>{findings_html}</ul>
-<h2>Summary (mean over seeds, 95% interval)</h2>{_table_html(summary)}
+<h2>Summary (mean over seeds, 95% interval)</h2>{_table_html(shown)}
 <h2>Figures</h2>{figures_html}
 <h2>Per model (bootstrap 95% interval over test pairs)</h2>{_table_html(per_model)}
 <h2>Run</h2>{_table_html(meta_rows)}
@@ -251,8 +305,21 @@ figcaption{{font-size:12px;color:#555;max-width:520px}}</style></head><body>
 </body></html>"""
     html_path = out_dir / "index.html"
     html_path.write_text(page)
-    md = [f"# {title}", "", *[f"- {f}" for f in findings], "", "## Summary (mean over seeds, 95% interval)", "", _table_md(summary), "",
-          "## Run", "", _table_md(meta_rows), "", f"Figures and per-model tables: `{html_path}`"]  # fmt: skip
+    md = [
+        f"# {title}",
+        "",
+        *[f"- {f}" for f in findings],
+        "",
+        "## Summary (mean over seeds, 95% interval)",
+        "",
+        _table_md(shown),
+        "",
+        "## Run",
+        "",
+        _table_md(meta_rows),
+        "",
+        f"Figures and per-model tables: `{html_path}`",
+    ]
     md_path = out_dir / "summary.md"
     md_path.write_text("\n".join(md) + "\n")
     return html_path, md_path

@@ -332,6 +332,20 @@ def best_of_n_credit(scores: np.ndarray) -> np.ndarray:
     return np.where(at_top[:, 0], 1.0 / at_top.sum(axis=1), 0.0)
 
 
+def _ragged_best_of_n_credit(scores: np.ndarray, row: pl.Series) -> np.ndarray:
+    """`best_of_n_credit` per example when examples have different numbers of options:
+    `scores` (total options,) holds each example's options contiguously, chosen first, and
+    `row` (total options,) the example of each; examples of each option count are scored as
+    one (n, K) matrix. (rows,)"""
+    counts = np.bincount(row.to_numpy())  # (rows,) options per example
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (rows,)
+    credit = np.zeros(counts.size, dtype=np.float64)
+    for k in np.unique(counts):
+        rows = np.flatnonzero(counts == k)
+        credit[rows] = best_of_n_credit(scores[starts[rows, None] + np.arange(k)])  # (n, k)
+    return credit
+
+
 def aggregate_rewardbench2(examples: pl.DataFrame) -> tuple[pl.DataFrame, float]:
     """Per-subset mean credit (columns `subset`, `result`) and their unweighted mean.
 
@@ -378,7 +392,6 @@ def run_rewardbench2(frame: pl.DataFrame, score: ScoreFn) -> BenchReport:
         frame.select("id", "subset", "prompt", pl.concat_list("chosen", "rejected").alias("text"))
         .with_row_index("row")
         .explode("text")
-        .with_columns(option=pl.int_range(pl.len()).over("row"))
     )
     scores = np.asarray(
         score(options["prompt"].to_list(), options["text"].to_list()), dtype=np.float64
@@ -386,15 +399,9 @@ def run_rewardbench2(frame: pl.DataFrame, score: ScoreFn) -> BenchReport:
     examples = (
         options.with_columns(score=scores)
         .group_by("row", maintain_order=True)
-        .agg(
-            pl.col("id").first(),
-            pl.col("subset").first(),
-            pl.col("score").sort_by("option").alias("scores"),
-            n_top=(pl.col("score") == pl.col("score").max()).sum(),
-            chosen_top=pl.col("score").sort_by("option").first() == pl.col("score").max(),
-        )
-        .with_columns(result=pl.when("chosen_top").then(1.0 / pl.col("n_top")).otherwise(0.0))
-        .drop("row", "n_top", "chosen_top")
+        .agg(pl.col("id").first(), pl.col("subset").first(), pl.col("score").alias("scores"))
+        .drop("row")
     )
+    examples = examples.with_columns(result=_ragged_best_of_n_credit(scores, options["row"]))
     table, overall = aggregate_rewardbench2(examples)
     return BenchReport(examples, table, overall)

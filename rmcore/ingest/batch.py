@@ -19,6 +19,7 @@ import orjson
 import polars as pl
 from tqdm.auto import tqdm
 
+from rmcore.ingest.config import IngestConfig
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
     CONSUMED_KEYS,
@@ -32,6 +33,7 @@ from rmcore.ingest.formats import (
 from rmcore.ingest.sources import RawRecords
 from rmcore.textnorm import normalize_expr, pair_ids, sha256_series
 
+# The dataset splits, for every stage (the quality suite and the demo generator import them).
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
     "dev": "validation",
@@ -39,7 +41,6 @@ SPLIT_ALIASES = {
     "valid": "validation",
     "eval": "validation",
 }
-DEFAULT_MAX_CHARS = 100_000
 
 REASON_MESSAGES = {
     "empty_text": "prompt, chosen or rejected is empty or whitespace only",
@@ -171,12 +172,17 @@ def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     empty = pl.any_horizontal(pl.col(c).str.len_bytes() == 0 for c in texts)
     bad_label = pl.col("label").is_nan() | (pl.col("label") < 0) | (pl.col("label") > 1)
     reason = (
-        pl.when(empty).then(pl.lit("empty_text"))
-        .when(too_long).then(pl.lit("text_too_long"))
-        .when(pl.col("chosen") == pl.col("rejected")).then(pl.lit("identical_responses"))
-        .when(bad_label).then(pl.lit("invalid_label"))
-        .when(~pl.col("split").is_in(SPLITS)).then(pl.lit("invalid_split"))
-    )  # fmt: skip
+        pl.when(empty)
+        .then(pl.lit("empty_text"))
+        .when(too_long)
+        .then(pl.lit("text_too_long"))
+        .when(pl.col("chosen") == pl.col("rejected"))
+        .then(pl.lit("identical_responses"))
+        .when(bad_label)
+        .then(pl.lit("invalid_label"))
+        .when(~pl.col("split").is_in(SPLITS))
+        .then(pl.lit("invalid_split"))
+    )
     df = df.with_columns(reason.alias("reason"))
     # A row is quarantined whole if any of its pairs fails (ranked lists make several pairs).
     df = df.with_columns(pl.col("reason").drop_nulls().first().over("source_row").alias("reason"))
@@ -195,9 +201,9 @@ def build_batch(
     *,
     fmt: str | None = None,
     namespace: str = "",
-    ranked_mode: str = "best-vs-worst",
-    default_split: str = "train",
-    max_chars: int = DEFAULT_MAX_CHARS,
+    ranked_mode: str = IngestConfig.ranked_mode,
+    default_split: str = IngestConfig.default_split,
+    max_chars: int = IngestConfig.max_chars,
     progress: bool = False,
 ) -> IngestBatch:
     """Canonical pairs and quarantine rows for one source. `namespace` (e.g. "name@version")
@@ -261,5 +267,8 @@ def build_batch(
         "provenance",
     ]
     return IngestBatch(
-        fmt, good.select(order), quarantine.select(list(QUARANTINE_SCHEMA)), len(raw)
+        format=fmt,
+        pairs=good.select(order),
+        quarantine=quarantine.select(list(QUARANTINE_SCHEMA)),
+        n_input=len(raw),
     )

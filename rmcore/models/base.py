@@ -253,9 +253,12 @@ def load_pretrained(
 
     source = str(Path(name_or_path).resolve()) if Path(name_or_path).is_dir() else str(name_or_path)
     model = auto_class.from_pretrained(
-        source, revision=revision or "main", use_safetensors=use_safetensors, trust_remote_code=trust_remote_code,
+        source,
+        revision=revision or "main",
+        use_safetensors=use_safetensors,
+        trust_remote_code=trust_remote_code,
         dtype=dtype or torch.float32,
-    )  # fmt: skip
+    )
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=revision or "main", trust_remote_code=trust_remote_code
     )

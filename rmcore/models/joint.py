@@ -1,10 +1,8 @@
 """Joint reward model: any `AutoModelForSequenceClassification` with one output.
 
-How a (prompt, response) pair becomes tokens (`encode`, shared with the trainer so
-training and scoring see identical inputs):
-- the tokenizer has a chat template: user=prompt, assistant=response, rendered by it;
-- else the tokenizer adds separators for text pairs (BERT, RoBERTa, DeBERTa): a text pair;
-- else (GPT-2 style base models): `prompt + "\\n" + response`.
+A (prompt, response) pair becomes tokens through `rmcore.models.render` (chat template,
+text pair, or `prompt + "\\n" + response`); `encode` is shared with the trainer, so
+training and scoring see identical inputs, and the LM weights read the same text.
 
 Truncation to `max_length` keeps the *end*: causal classifiers read the reward at the
 last token, so losing the tail would lose the reward position, and the response is
@@ -41,13 +39,7 @@ from rmcore.models.base import (
     pick_device,
     usable_max_length,
 )
-
-
-def input_format(tokenizer: PreTrainedTokenizerBase) -> str:
-    """ "chat", "pair" or "plain": how `encode` joins prompt and response (module docstring)."""
-    if tokenizer.chat_template:
-        return "chat"
-    return "pair" if tokenizer.num_special_tokens_to_add(pair=True) > 0 else "plain"
+from rmcore.models.render import encode_pairs, input_format
 
 
 class JointRewardModel:
@@ -97,9 +89,13 @@ class JointRewardModel:
         """Local folder or hub id. dtype None keeps float32 weights (bf16 autocast on CUDA);
         pass torch.bfloat16 to halve memory for large models."""
         model, tokenizer, model_id, rev = load_pretrained(
-            AutoModelForSequenceClassification, name_or_path, dtype=dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=use_safetensors, revision=revision,
-        )  # fmt: skip
+            AutoModelForSequenceClassification,
+            name_or_path,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors,
+            revision=revision,
+        )
         return cls(
             model,
             tokenizer,
@@ -116,22 +112,7 @@ class JointRewardModel:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if not prompts:  # tokenizers reject an empty batch
             return BatchEncoding({"input_ids": [], "length": []})
-        common = {"truncation": True, "max_length": self.max_length, "return_length": True}
-        if self.input_format == "pair":
-            return self.tokenizer(
-                list(prompts), list(responses), **{**common, "truncation": "longest_first"}
-            )
-        if self.input_format == "chat":
-            texts = self.tokenizer.apply_chat_template(
-                [
-                    [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
-                    for p, r in zip(prompts, responses, strict=True)
-                ],
-                tokenize=False,
-            )
-            return self.tokenizer(texts, add_special_tokens=False, **common)
-        texts = [f"{p}\n{r}" for p, r in zip(prompts, responses, strict=True)]
-        return self.tokenizer(texts, **common)
+        return encode_pairs(self.tokenizer, prompts, responses, max_length=self.max_length)
 
     def collate(
         self, encoded: BatchEncoding, idx: torch.Tensor, *, pad_to: int | None = None

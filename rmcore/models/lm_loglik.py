@@ -6,14 +6,15 @@ weights across prompts are not one-hot on the own prompt.
 
     l(y | x) = mean over response tokens t of log p(y_t | x, y_<t)
 
-Rendering: with a chat template, user=prompt and assistant=response; the prompt part
-is the template's generation prompt, so the response tokens include the template's
-end-of-turn tokens (the probability of stopping there is part of pi(y | x)). Without
-a template the text is `prompt + "\\n" + response` and only the response's own tokens
-count. A token belongs to the response when it starts at or after the first response
-character (offset mapping), which survives BPE merges at the boundary. Over-long
-inputs are cut from the left, keeping the response; the first kept token has no
-context and is never scored.
+Rendering is `rmcore.models.render`, the one the reward models read: with a chat
+template, user=prompt and assistant=response; the prompt part is the template's
+generation prompt, so the response tokens include the template's end-of-turn tokens
+(the probability of stopping there is part of pi(y | x)). Without a template the text
+is `prompt + "\\n" + response` and only the response's own tokens count. A token
+belongs to the response when it starts at or after the first response character
+(offset mapping), which survives BPE merges at the boundary. Over-long inputs are cut
+from the left, keeping the response; the first kept token has no context and is never
+scored.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rmcore.models.base import (
     pick_device,
     usable_max_length,
 )
+from rmcore.models.render import render_texts, response_starts, tokenize_texts
 
 
 class CausalLMScorer:
@@ -81,9 +83,13 @@ class CausalLMScorer:
     ) -> CausalLMScorer:
         """Local folder or hub id; dtype None keeps float32 weights (bf16 autocast on CUDA)."""
         model, tokenizer, model_id, rev = load_pretrained(
-            AutoModelForCausalLM, name_or_path, dtype=dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=use_safetensors, revision=revision,
-        )  # fmt: skip
+            AutoModelForCausalLM,
+            name_or_path,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors,
+            revision=revision,
+        )
         return cls(
             model,
             tokenizer,
@@ -92,27 +98,6 @@ class CausalLMScorer:
             device=pick_device(device),
             max_length=max_length,
         )
-
-    def render(
-        self, prompts: Sequence[str], responses: Sequence[str]
-    ) -> tuple[list[str], torch.Tensor]:
-        """Full texts and (N,) the character offset where each response part starts."""
-        if not self.tokenizer.chat_template:
-            texts = [f"{p}\n{r}" for p, r in zip(prompts, responses, strict=True)]
-            starts = [len(p) + 1 for p in prompts]
-            return texts, torch.as_tensor(starts)
-        user = [[{"role": "user", "content": p}] for p in prompts]
-        heads = self.tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        texts = self.tokenizer.apply_chat_template(
-            [
-                [*u, {"role": "assistant", "content": r}]
-                for u, r in zip(user, responses, strict=True)
-            ],
-            tokenize=False,
-        )
-        if not all(t.startswith(h) for t, h in zip(texts, heads, strict=True)):
-            raise ValueError("chat template renders the prompt differently with a response")
-        return texts, torch.as_tensor([len(h) for h in heads])
 
     def response_loglik(
         self,
@@ -127,10 +112,11 @@ class CausalLMScorer:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if not prompts:
             return torch.empty(0)
-        texts, resp_start = self.render(prompts, responses)  # resp_start: (N,)
-        enc = self.tokenizer(
+        texts = render_texts(self.tokenizer, prompts, responses)
+        resp_start = torch.as_tensor(response_starts(self.tokenizer, prompts, texts))  # (N,)
+        enc = tokenize_texts(
+            self.tokenizer,
             texts,
-            add_special_tokens=not self.tokenizer.chat_template,  # a template writes its own BOS
             truncation=True,
             max_length=self.max_length,
             return_offsets_mapping=True,

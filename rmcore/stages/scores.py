@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from rmcore.decomposition.scoring import embedding_rows
 from rmcore.models.base import RewardScorer, pick_device
 from rmcore.models.embed_head import EmbedHeadRewardModel
 from rmcore.models.loading import UNTRAINED_HEAD, load_scorer
@@ -50,14 +51,6 @@ def encoder_of(scorer: RewardScorer, device: str):
     if isinstance(scorer, EmbedHeadRewardModel):
         return scorer.encoder
     return load_encoder(BUNDLED_ENCODER, device)
-
-
-def embedding_rows(index: dict[str, int], ids: pl.Series) -> torch.Tensor:
-    """Rows of an embedding matrix for text ids; a missing id raises (never row 0)."""
-    missing = ids.filter(~ids.is_in(list(index))).unique()
-    if missing.len():
-        raise KeyError(f"{missing.len()} texts have no cached embedding, e.g. {missing[0]}")
-    return torch.as_tensor(ids.replace_strict(index, return_dtype=pl.Int64).to_numpy().copy())
 
 
 def ensure_embeddings(

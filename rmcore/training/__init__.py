@@ -4,23 +4,38 @@
     result = train_joint(model, train_pairs, val_pairs, config)   # or train_embed_head(head, ...)
     save_trained("runs/rm-1", result, card={"curated_set": "...", "rule": "..."})
 
-The loss is METHOD.md's prioritized BT loss sum_i a_i CE_i / sum_i a_i (see ``bt_loss``);
-this package is the one entry point; its modules hold one idea each: loss, config, loop, the two
-trainers and saving.
+The loss is METHOD.md's prioritized BT loss sum_i a_i CE_i / sum_i a_i (see ``bt_loss``).
+This package is the one entry point (``from rmcore.training import ...``); its modules hold one
+idea each: loss, config (options and their defaults, ``default_lr`` per backend), spec (what
+decides a trained model), loop, the two trainers and saving.
 """
 
-from rmcore.training.config import EmbedPairs, TextPairs, TrainConfig, TrainResult
+from rmcore.training.config import (
+    BACKENDS,
+    LEARNING_RATES,
+    EmbedPairs,
+    TextPairs,
+    TrainConfig,
+    TrainResult,
+    default_lr,
+)
 from rmcore.training.embed import train_embed_head
 from rmcore.training.joint import train_joint
 from rmcore.training.loss import bt_loss, pair_accuracy, soft_bt_nll
 from rmcore.training.save import save_trained
+from rmcore.training.spec import BUNDLED_BASE, ModelSpec
 
 __all__ = [
+    "BACKENDS",
+    "BUNDLED_BASE",
+    "LEARNING_RATES",
     "EmbedPairs",
+    "ModelSpec",
     "TextPairs",
     "TrainConfig",
     "TrainResult",
     "bt_loss",
+    "default_lr",
     "pair_accuracy",
     "save_trained",
     "soft_bt_nll",

@@ -9,10 +9,22 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "joint": 2e-5}  # backend -> default lr
+BACKENDS = tuple(LEARNING_RATES)
 
-@dataclass
+
+def default_lr(backend: str) -> float:
+    """The learning rate a backend trains with unless told otherwise: a small head on frozen
+    embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
+    if backend not in LEARNING_RATES:
+        raise ValueError(f"backend must be embed-head or joint, got {backend!r}")
+    return LEARNING_RATES[backend]
+
+
+@dataclass(kw_only=True)
 class TrainConfig:
-    """Options shared by both trainers; the defaults suit the embedding head.
+    """Options shared by both trainers, and the single source of the train defaults; ``lr``
+    defaults to the embedding head's (``default_lr(backend)`` gives each backend's).
 
     ``max_steps`` (optimizer steps), when set, overrides ``epochs`` as in transformers' Trainer.
     ``bf16=None`` means on for CUDA only (CPU bf16 matmuls are slow on most hosts).
@@ -22,8 +34,8 @@ class TrainConfig:
     ``device=None``: the joint model's device, else CUDA when present.
     """
 
-    epochs: int = 3
-    lr: float = 1e-3
+    epochs: int = 10
+    lr: float = LEARNING_RATES["embed-head"]
     batch_size: int = 64
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -44,7 +56,7 @@ class TrainConfig:
     max_length: int | None = None
     eval_batch_size: int | None = None
     device: str | None = None
-    progress: bool = True
+    progress: bool = False  # tqdm bars; the CLI turns them on
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs < 1:

@@ -1,0 +1,217 @@
+"""The train stage: a curated set (or a whole split) -> a reward model saved in Hugging Face
+format with a model card, registered in `models`.
+
+Data is loaded by reference inside the stage: the embedding head needs only ids, labels and
+weights (its inputs are cached embeddings), the joint model the texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from rmcore.curation.methods import method_name
+from rmcore.decomposition.scoring import embedding_rows
+from rmcore.models.base import pick_device
+from rmcore.stages.scores import cached_embeddings, ensure_embeddings, load_encoder
+from rmcore.training import (
+    EmbedPairs,
+    ModelSpec,
+    TextPairs,
+    TrainResult,
+    save_trained,
+    train_embed_head,
+    train_joint,
+)
+from warehouse import catalog, models
+from warehouse import curation as cur
+from warehouse.connection import reader, transaction, warehouse_path
+from warehouse.pairs import split_pair_refs, split_pairs
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingData:
+    """Training pairs (with weights) and validation pairs, plus where they came from."""
+
+    train: pl.DataFrame
+    val: pl.DataFrame | None
+    dataset_id: int
+    curated_set_id: int | None
+    rule: str
+    augment: str | None
+
+    @property
+    def method(self) -> str:
+        return method_name(self.rule, self.augment)
+
+
+def find_trained(warehouse: str | None, name: str, spec: ModelSpec) -> dict | None:
+    """The registered model `name` when it was trained with this spec and is still on disk."""
+    with reader(warehouse) as con:
+        existing = models.find(con, name)
+    if (
+        existing
+        and existing["config"].get("digest") == spec.digest()
+        and Path(existing["path"]).exists()
+    ):
+        return existing
+    return None
+
+
+def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -> TrainingData:
+    """A curated set's members with their weights, or a whole split with weight 1, and the
+    dataset's `val_split`; with the texts only when `texts`."""
+    members = cur.members if texts else cur.member_refs
+    pairs = split_pairs if texts else split_pair_refs
+    with reader(warehouse) as con:
+        if spec.curated_set:
+            set_id = cur.resolve_set(con, spec.curated_set)
+            row = cur.set_row(con, set_id)
+            train = members(con, set_id)
+            augmentation = json.loads(row["augmentation"] or "null")
+            dataset_id, rule = row["dataset_id"], row["rule"]
+            augment = augmentation["kind"] if augmentation else None
+        else:
+            dataset_id = catalog.resolve_dataset(con, spec.dataset)
+            set_id, rule, augment = None, "uniform", None
+            train = pairs(con, dataset_id, spec.split)
+        val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
+    if train.height == 0:
+        raise ValueError("no training pairs selected")
+    if val is not None and val.height == 0:
+        val = None
+    return TrainingData(
+        train=train,
+        val=val,
+        dataset_id=dataset_id,
+        curated_set_id=set_id,
+        rule=rule,
+        augment=augment,
+    )
+
+
+def _tensor(frame: pl.DataFrame, col: str) -> torch.Tensor:
+    return torch.from_numpy(frame[col].cast(pl.Float32).to_numpy().copy())
+
+
+def embed_pairs(warehouse: str | None, encoder, frame: pl.DataFrame) -> EmbedPairs:
+    """Cached (or freshly computed and cached) embeddings of a frame's prompts and responses."""
+    ids = pl.concat([frame["prompt_id"], frame["chosen_id"], frame["rejected_id"]]).unique()
+    ensure_embeddings(warehouse, encoder, ids)
+    index, emb = cached_embeddings(warehouse, encoder.encoder_id, ids)
+    return EmbedPairs(
+        emb[embedding_rows(index, frame["prompt_id"])],
+        emb[embedding_rows(index, frame["chosen_id"])],
+        emb[embedding_rows(index, frame["rejected_id"])],
+        _tensor(frame, "label"),
+        _tensor(frame, "weight"),
+    )
+
+
+def text_pairs(frame: pl.DataFrame) -> TextPairs:
+    return TextPairs(
+        frame["prompt"].to_list(),
+        frame["chosen"].to_list(),
+        frame["rejected"].to_list(),
+        _tensor(frame, "label"),
+        _tensor(frame, "weight"),
+    )
+
+
+def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResult:
+    """Train the embed-head (on cached embeddings) or fine-tune a joint HF model."""
+    config = spec.config
+    device = str(pick_device(config.device))
+    if spec.backend == "embed-head":
+        from rmcore.models.embed_head import HeadConfig, RewardHead
+
+        encoder = load_encoder(spec.base_model, device)
+        train = embed_pairs(warehouse, encoder, data.train)
+        val = embed_pairs(warehouse, encoder, data.val) if data.val is not None else None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            head = RewardHead(
+                HeadConfig(dim=encoder.dim, hidden=spec.head_hidden, encoder_id=encoder.encoder_id)
+            )
+        return train_embed_head(head, train, val, config)
+    from rmcore.models.joint import JointRewardModel
+
+    model = JointRewardModel.load(spec.base_model, device=device)
+    val = text_pairs(data.val) if data.val is not None else None
+    return train_joint(model, text_pairs(data.train), val, config)
+
+
+def model_path(warehouse: str | None, name: str, models_dir: str | None) -> Path:
+    """Where model `name` is saved: `models_dir/name`, by default next to the warehouse."""
+    root = Path(models_dir) if models_dir else warehouse_path(warehouse).parent / "models"
+    return root / name
+
+
+def fit_reward_model(
+    warehouse: str | None, spec: ModelSpec, *, name: str, models_dir: str | None = None
+) -> dict:
+    """Load the data, train, save in Hugging Face format with a model card; returns the
+    path, the weights' revision, the metrics and the data's lineage (no model object)."""
+    data = load_training_data(warehouse, spec, texts=spec.backend == "joint")
+    result = fit(warehouse, spec, data)
+    path = model_path(warehouse, name, models_dir)
+    lineage = {
+        "dataset_id": data.dataset_id,
+        "curated_set_id": data.curated_set_id,
+        "method": data.method,
+    }
+    card = lineage | {
+        "rule": data.rule,
+        "base_model": spec.base_model,
+        "n_train": data.train.height,
+        "name": name,
+        "backend": spec.backend,
+        "config_digest": spec.digest(),
+    }
+    save_trained(path, result, card=card)
+    revision = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(path.glob("*.safetensors")))
+    ).hexdigest()[:12]
+    metrics = result.metrics | {
+        "seconds": result.seconds,
+        "samples_per_second": result.samples_per_second,
+    }
+    return lineage | {
+        "name": name,
+        "path": str(path.resolve()),
+        "revision": revision,
+        "metrics": metrics,
+        "n_train": data.train.height,
+    }
+
+
+def register_model(
+    warehouse: str | None, spec: ModelSpec, fitted: dict, *, flow_run_id: str | None
+) -> dict:
+    """Record a fitted model in `models` (replacing an older model of the same name)."""
+    config = asdict(spec.config) | {"digest": spec.digest()}
+    with transaction(warehouse) as con:
+        models.register(
+            con,
+            name=fitted["name"],
+            path=fitted["path"],
+            backend=spec.backend,
+            revision=fitted["revision"],
+            curated_set_id=fitted["curated_set_id"],
+            dataset_id=fitted["dataset_id"],
+            method=fitted["method"],
+            config=config,
+            metrics=fitted["metrics"],
+            flow_run_id=flow_run_id,
+        )
+    return {
+        "name": fitted["name"],
+        "path": fitted["path"],
+        "metrics": fitted["metrics"],
+        "config": config,
+    }

@@ -1,0 +1,52 @@
+"""Prefect task for the report stage (`rmcore.stages.report`): the ablation's audit report,
+published as a link and a markdown artifact of the flow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from rmcore.stages import report as stage
+from tasks.common import current_flow_run_id
+
+
+@task(name="write-ablation-report", cache_policy=NO_CACHE)
+def write_ablation_report(
+    warehouse: str | None,
+    *,
+    benchmark_run_id: int,
+    scoring_run_id: int,
+    name: str,
+    tag: str,
+    reports_dir: str,
+    meta: dict,
+    methods: list[str],
+) -> dict:
+    """`reports_dir`/`tag`/index.html and summary.md: {"report", "summary_md", "summary",
+    "findings"}."""
+    flow_run_id = current_flow_run_id()
+    out = stage.write_ablation_report(
+        warehouse,
+        benchmark_run_id=benchmark_run_id,
+        scoring_run_id=scoring_run_id,
+        name=name,
+        out_dir=str(Path(reports_dir) / tag),
+        meta=meta,
+        methods=methods,
+        flow_run_id=flow_run_id,
+    )
+    if flow_run_id:
+        create_link_artifact(
+            key=f"report-{tag}".lower()[:60],
+            link=Path(out["report"]).as_uri(),
+            link_text=f"ablation report {name}",
+        )
+        create_markdown_artifact(
+            key=f"summary-{tag}".lower()[:60],
+            markdown=Path(out["summary_md"]).read_text(),
+            description=f"ablation summary {name}",
+        )
+    return out

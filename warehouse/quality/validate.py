@@ -1,0 +1,127 @@
+"""`validate_pairs`: one stored batch in, one `DQOutcome` (shaped like a `dq_runs` row) out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from rmcore.ingest.config import IngestConfig
+from warehouse.quality.context import CONTEXT_DIR, LOCK, Gate, gate
+from warehouse.quality.docs import report_path
+from warehouse.quality.suite import SUITE_NAME
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+# Long texts in unexpected-value samples would bloat `dq_runs.result`.
+_MAX_RESULT_STR = 200
+
+
+@dataclass
+class DQOutcome:
+    """One validation of one batch, shaped like a `dq_runs` row."""
+
+    suite: str
+    success: bool
+    n_expectations: int
+    n_evaluated: int
+    n_failed: int
+    statistics: dict[str, Any]
+    result_json: dict[str, Any]
+    report_path: Path | None
+    failed: list[str]
+
+
+class SuiteNotFullyEvaluated(RuntimeError):
+    """GX skipped expectations of the suite, so `success` would be a lie."""
+
+
+def _run_name(batch_name: str) -> str:
+    """GX stores results under the run name as a folder: no slashes, nothing odd in a URL."""
+    return re.sub(r"[^\w.=-]+", "_", batch_name)
+
+
+def _expectation_name(config: ExpectationConfiguration) -> str:
+    """`expect_x[column]`: readable, and stable enough to match on in tests and SQL."""
+    kwargs = config.kwargs
+    target = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
+    return f"{config.type}[{target}]" if target else config.type
+
+
+def _truncate(obj: Any) -> Any:
+    """Shorten long strings (sampled texts) anywhere in a JSON-like structure."""
+    if isinstance(obj, str):
+        return obj if len(obj) <= _MAX_RESULT_STR else obj[:_MAX_RESULT_STR] + "…"
+    if isinstance(obj, dict):
+        return {k: _truncate(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_truncate(v) for v in obj]
+    return obj
+
+
+def _outcome(
+    result: ExpectationSuiteValidationResult, n_expectations: int, report: Path | None
+) -> DQOutcome:
+    stats = dict(result.statistics)
+    failed = [_expectation_name(r.expectation_config) for r in result.results if not r.success]
+    return DQOutcome(
+        suite=result.suite_name,
+        success=bool(result.success),
+        n_expectations=n_expectations,
+        n_evaluated=int(stats["evaluated_expectations"]),
+        n_failed=int(stats["unsuccessful_expectations"]),
+        statistics=stats,
+        result_json=_truncate(result.to_json_dict()),
+        report_path=report,
+        failed=failed,
+    )
+
+
+def _run(
+    opened: Gate, df: pl.DataFrame, batch_name: str, reports_dir: Path, max_chars: int
+) -> DQOutcome:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    opened.point_docs_at(reports_dir)
+    checkpoint_result = opened.checkpoint.run(
+        batch_parameters={"dataframe": df.to_pandas()},
+        expectation_parameters={"max_chars": max_chars},
+        run_id=RunIdentifier(run_name=_run_name(batch_name)),
+    )
+    ((result_id, result),) = checkpoint_result.run_results.items()
+    report = report_path(opened.context, result_id, opened.reports_dir)
+    return _outcome(result, opened.n_expectations, report)
+
+
+def validate_pairs(
+    df: pl.DataFrame,
+    *,
+    batch_name: str,
+    reports_dir: Path,
+    max_chars: int = IngestConfig.max_chars,
+    context_dir: Path | None = None,
+) -> DQOutcome:
+    """Validate one ingested batch and render its Data Docs page under `reports_dir`.
+
+    Raises `SuiteNotFullyEvaluated` when GX evaluated fewer expectations than the
+    suite holds, since a silently skipped check must not read as a pass.
+    """
+    context_dir = context_dir or CONTEXT_DIR
+    reports_dir = Path(reports_dir).resolve()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    with LOCK:
+        outcome = _run(gate(context_dir), df, batch_name, reports_dir, max_chars)
+    if outcome.n_evaluated != outcome.n_expectations:
+        raise SuiteNotFullyEvaluated(
+            f"suite {SUITE_NAME!r} has {outcome.n_expectations} expectations but GX evaluated "
+            f"{outcome.n_evaluated}: a custom expectation was not imported, or the suite "
+            f"in {context_dir} could not be brought up to date"
+        )
+    return outcome
