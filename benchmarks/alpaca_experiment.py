@@ -75,7 +75,7 @@ def assign_splits(
 
 
 def main() -> None:
-    from rmcore.evaluation.ablation import AblationConfig
+    from rmcore.config import AblationConfig
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -126,8 +126,9 @@ class PeakMemory:
 
 
 def run_ours(folder: str, data: dict, args: argparse.Namespace) -> dict[str, float]:
+    from rmcore.config import TrainConfig
     from rmcore.models.joint import JointRewardModel
-    from rmcore.training import TextPairs, TrainConfig, train_joint
+    from rmcore.training import TextPairs, train_joint
 
     device = torch.device(args.device)
     model = JointRewardModel.load(folder, device=device, max_length=args.max_length)

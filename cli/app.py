@@ -12,11 +12,15 @@ from cli import env
 env.configure()
 
 from cli.render import console, err_console, show  # noqa: E402
-from rmcore.curation.definition import SetDefinition  # noqa: E402
-from rmcore.decomposition.scoring import ScoringConfig  # noqa: E402
-from rmcore.evaluation.ablation import AblationConfig, IterateConfig  # noqa: E402
-from rmcore.ingest.config import IngestConfig  # noqa: E402
-from rmcore.training import ModelSpec, TrainConfig  # noqa: E402
+from rmcore.config import (  # noqa: E402
+    AblationConfig,
+    IngestConfig,
+    IterateConfig,
+    ModelSpec,
+    ScoringConfig,
+    SetDefinition,
+    TrainConfig,
+)
 from warehouse import catalog  # noqa: E402
 
 INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
@@ -174,6 +178,7 @@ def quarantine(
     output: OutputOpt = "table",
 ) -> None:
     """Show quarantined rows with their reason codes."""
+
     def query(con):
         ds = catalog.resolve_dataset(con, dataset) if dataset else None
         return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from rmcore.evaluation.ablation import AblationConfig
+from rmcore.config import AblationConfig
 from tasks.benchmark import create_run, evaluate_model
 
 

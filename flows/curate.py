@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from rmcore.curation import SetDefinition
+from rmcore.config import SetDefinition
 from tasks.common import logger
 from tasks.curate import build_curated_set, find_curated_set, resolve_curation_inputs
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from rmcore.ingest.config import IngestConfig
+from rmcore.config import IngestConfig
 from tasks.ingest import (
     check_quality,
     find_existing,

@@ -16,8 +16,7 @@ from flows.curate import curate_flow
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.train import train_flow
-from rmcore.curation.methods import METHODS
-from rmcore.evaluation.ablation import AblationConfig, IterateConfig
+from rmcore.config import METHODS, AblationConfig, IterateConfig
 from tasks.ablation import count_training_candidates
 from tasks.report import write_ablation_report
 

@@ -15,7 +15,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm.auto import tqdm
 
-from rmcore.decomposition.scoring import ScoringConfig
+from rmcore.config import ScoringConfig
 from tasks.common import logger
 from tasks.score import (
     RunPlan,

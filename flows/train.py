@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from rmcore.training import ModelSpec, TrainConfig, default_lr
+from rmcore.config import ModelSpec, TrainConfig, default_lr
 from tasks.common import logger
 from tasks.train import find_model, fit_reward_model, register_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rmcore.curation import SetDefinition
+from rmcore.config import SetDefinition
 from rmcore.stages import curate as stage
 from rmcore.stages.curate import CurationInputs
 from tasks.common import current_flow_run_id, logger

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from rmcore.ingest.config import IngestConfig
+from rmcore.config import IngestConfig
 from rmcore.stages import ingest as stage
 from rmcore.stages.ingest import IngestSummary
 from tasks.common import current_flow_run_id, logger

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from rmcore.decomposition.scoring import ScoringConfig
+from rmcore.config import ScoringConfig
 from rmcore.stages import score as stage
 from rmcore.stages.score import RunPlan
 from tasks.common import current_flow_run_id, logger

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from rmcore.config import ModelSpec
 from rmcore.stages import train as stage
-from rmcore.training import ModelSpec
 from tasks.common import current_flow_run_id, logger
 
 

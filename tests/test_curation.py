@@ -302,7 +302,7 @@ def test_rrm_invalid_inputs() -> None:
 
 
 def test_set_definition_is_keyword_only_and_checks_the_augmentation() -> None:
-    from rmcore.curation import SetDefinition
+    from rmcore.config import SetDefinition
 
     with pytest.raises(TypeError):
         SetDefinition("s", "toy")  # type: ignore[misc]
@@ -316,7 +316,7 @@ def test_set_definition_is_keyword_only_and_checks_the_augmentation() -> None:
 
 
 def test_set_identity_covers_the_definition_and_its_inputs() -> None:
-    from rmcore.curation import SetDefinition
+    from rmcore.config import SetDefinition
 
     base = SetDefinition(name="s", dataset="toy", rule="prompt-free-priority", params={"tau": 1.0})
     digest = base.identity(dataset_id=1, scoring_run_id=2)
@@ -331,7 +331,8 @@ def test_set_identity_covers_the_definition_and_its_inputs() -> None:
 
 
 def test_method_names_join_models_and_benchmarks() -> None:
-    from rmcore.curation import METHODS, method_name
+    from rmcore.config import METHODS
+    from rmcore.curation import method_name
 
     for name, spec in METHODS.items():
         assert method_name(spec["rule"], spec.get("augment")) == name

@@ -11,8 +11,8 @@ import torch
 from scipy.stats import spearmanr
 
 from rmcore import demo
+from rmcore.config import ScoringConfig
 from rmcore.decomposition import scoring
-from rmcore.decomposition.scoring import ScoringConfig
 from rmcore.textnorm import text_id
 
 

@@ -13,15 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
+from rmcore.config import ModelSpec, TrainConfig, default_lr
 from rmcore.models.embed_head import HeadConfig, RewardHead
 from rmcore.models.joint import JointRewardModel
 from rmcore.training import (
     EmbedPairs,
-    ModelSpec,
     TextPairs,
-    TrainConfig,
     bt_loss,
-    default_lr,
     pair_accuracy,
     save_trained,
     train_embed_head,

@@ -1,8 +1,8 @@
 """Curation: weighting rules over prompt-free gaps (`rules`), RRM augmentation (`rrm`), the
 set definition that holds the curate defaults (`definition`) and the methods by name (`methods`)."""
 
-from rmcore.curation.definition import SetDefinition
-from rmcore.curation.methods import BASELINE, METHODS, method_name
+from rmcore.config import BASELINE, METHODS, SetDefinition
+from rmcore.curation.methods import method_name
 from rmcore.curation.rrm import RRMResult, rrm_augment
 from rmcore.curation.rules import (
     WEIGHTING_RULES,

@@ -7,13 +7,7 @@ that turns a curated set's (rule, augmentation) into the name stored in `models.
 
 from __future__ import annotations
 
-METHODS: dict[str, dict] = {
-    "vanilla": {"rule": "uniform"},
-    "rrm": {"rule": "uniform", "augment": "rrm"},
-    "prompt-free-priority": {"rule": "prompt-free-priority", "params": {"tau": 1.0}},
-    "prompt-free-filter": {"rule": "prompt-free-filter", "params": {"q": 0.5}},
-}
-BASELINE = "vanilla"
+from rmcore.config import METHODS
 
 
 def method_name(rule: str, augment: str | None) -> str:

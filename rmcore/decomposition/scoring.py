@@ -11,48 +11,14 @@ pool is smaller than M.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import polars as pl
 import torch
 
+from rmcore.config import ScoringConfig
 from rmcore.decomposition import weights
 from rmcore.decomposition.sampling import sample_prompts
 from rmcore.decomposition.solver import solve_free_gap
-from rmcore.identity import digest
-
-CRITERIA = ("balanced", "logit-mean")
-WEIGHT_METHODS = ("uniform", "lm", "embedding")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScoringConfig:
-    """Everything that changes a scoring run's numbers (and so its identity); the single
-    source of the score stage's defaults (the flow and the CLI read theirs from here)."""
-
-    prompts_per_pair: int = 16  # M: prompts sampled per pair besides its own (K = M + 1)
-    seed: int = 0
-    criterion: str = "balanced"
-    weights: str = "uniform"
-    beta: float = 1.0  # temperature of `lm` weights: w ~ exp(beta * (l_w + l_l))
-    temperature: float = 0.1  # of `embedding` weights: w ~ exp(cos / temperature)
-    lm: str | None = None  # causal LM for `lm` weights
-    shard_size: int = 2048
-
-    def __post_init__(self) -> None:
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
-        if self.weights not in WEIGHT_METHODS:
-            raise ValueError(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
-        if self.weights == "lm" and not self.lm:
-            raise ValueError("weights='lm' needs a causal LM (--lm PATH or hub id)")
-        if self.prompts_per_pair < 0 or self.shard_size < 1:
-            raise ValueError("prompts_per_pair must be >= 0 and shard_size >= 1")
-
-    def run_key(self, **identity: object) -> str:
-        """The scoring run's identity: `digest` of the config plus the data and model identity."""
-        return digest(**asdict(self), **identity)
 
 
 def plan_prompts(pairs: pl.DataFrame, pool_ids: pl.Series, config: ScoringConfig) -> pl.DataFrame:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from rmcore.curation.methods import BASELINE
+from rmcore.config import BASELINE
 from rmcore.evaluation.evaluate import both_orientations
 from rmcore.evaluation.metrics import calibration_curve, mean_ci_over_seeds
 from rmcore.evaluation.specs import FINDINGS, HEADLINE, MetricKey, MetricSpec, spec_of

@@ -19,7 +19,7 @@ import orjson
 import polars as pl
 from tqdm.auto import tqdm
 
-from rmcore.ingest.config import IngestConfig
+from rmcore.config import IngestConfig
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
     CONSUMED_KEYS,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from rmcore.curation import SetDefinition, apply_rule, rrm_augment
+from rmcore.config import SetDefinition
+from rmcore.curation import apply_rule, rrm_augment
 from rmcore.curation.rrm import ReferenceGap
 from rmcore.stages.scores import lookup_scores, reference_scorer, score_combos
 from rmcore.textnorm import pair_ids

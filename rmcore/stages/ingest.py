@@ -12,8 +12,8 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from rmcore.config import IngestConfig
 from rmcore.ingest.batch import build_batch
-from rmcore.ingest.config import IngestConfig
 from rmcore.ingest.sources import content_hash, detect_kind, read_source
 from warehouse import ingest as sql
 from warehouse.connection import transaction

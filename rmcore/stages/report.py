@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from rmcore.curation.methods import BASELINE
+from rmcore.config import BASELINE
 from rmcore.evaluation.report import display_summary, findings, summary_table, write_report
 from warehouse import benchmarks as sql
 from warehouse.connection import reader, transaction

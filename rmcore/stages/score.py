@@ -21,8 +21,8 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from rmcore.config import ScoringConfig
 from rmcore.decomposition import scoring
-from rmcore.decomposition.scoring import ScoringConfig
 from rmcore.models.base import pick_device
 from rmcore.stages import scores
 from warehouse import catalog, models

@@ -15,13 +15,13 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from rmcore.config import ModelSpec
 from rmcore.curation.methods import method_name
 from rmcore.decomposition.scoring import embedding_rows
 from rmcore.models.base import pick_device
 from rmcore.stages.scores import cached_embeddings, ensure_embeddings, load_encoder
 from rmcore.training import (
     EmbedPairs,
-    ModelSpec,
     TextPairs,
     TrainResult,
     save_trained,

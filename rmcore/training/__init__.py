@@ -10,20 +10,12 @@ idea each: loss, config (options and their defaults, ``default_lr`` per backend)
 decides a trained model), loop, the two trainers and saving.
 """
 
-from rmcore.training.config import (
-    BACKENDS,
-    LEARNING_RATES,
-    EmbedPairs,
-    TextPairs,
-    TrainConfig,
-    TrainResult,
-    default_lr,
-)
+from rmcore.config import BACKENDS, BUNDLED_BASE, LEARNING_RATES, ModelSpec, TrainConfig, default_lr
+from rmcore.training.config import EmbedPairs, TextPairs, TrainResult
 from rmcore.training.embed import train_embed_head
 from rmcore.training.joint import train_joint
 from rmcore.training.loss import bt_loss, pair_accuracy, soft_bt_nll
 from rmcore.training.save import save_trained
-from rmcore.training.spec import BUNDLED_BASE, ModelSpec
 
 __all__ = [
     "BACKENDS",

@@ -4,71 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
-LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "joint": 2e-5}  # backend -> default lr
-BACKENDS = tuple(LEARNING_RATES)
-
-
-def default_lr(backend: str) -> float:
-    """The learning rate a backend trains with unless told otherwise: a small head on frozen
-    embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
-    if backend not in LEARNING_RATES:
-        raise ValueError(f"backend must be embed-head or joint, got {backend!r}")
-    return LEARNING_RATES[backend]
-
-
-@dataclass(kw_only=True)
-class TrainConfig:
-    """Options shared by both trainers, and the single source of the train defaults; ``lr``
-    defaults to the embedding head's (``default_lr(backend)`` gives each backend's).
-
-    ``max_steps`` (optimizer steps), when set, overrides ``epochs`` as in transformers' Trainer.
-    ``bf16=None`` means on for CUDA only (CPU bf16 matmuls are slow on most hosts).
-    ``early_stopping_patience`` counts epochs without a better validation loss; the best
-    weights are restored at the end. ``max_length`` (joint model only) lowers the model's own
-    truncation length, for training and for later scoring alike; None keeps it.
-    ``device=None``: the joint model's device, else CUDA when present.
-    """
-
-    epochs: int = 10
-    lr: float = LEARNING_RATES["embed-head"]
-    batch_size: int = 64
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    scheduler: Literal["linear", "cosine"] = "linear"
-    grad_accum_steps: int = 1
-    max_grad_norm: float | None = 1.0
-    margin: float = 0.0
-    center_coef: float = 0.0
-    seed: int = 0
-    max_steps: int | None = None
-    early_stopping_patience: int | None = None
-    bf16: bool | None = None
-    gradient_checkpointing: bool = False
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    max_length: int | None = None
-    eval_batch_size: int | None = None
-    device: str | None = None
-    progress: bool = False  # tqdm bars; the CLI turns them on
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs < 1:
-            raise ValueError("batch_size, grad_accum_steps and epochs must be >= 1")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-
-    def resolve_device(self) -> torch.device:
-        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-    def use_bf16(self, device: torch.device) -> bool:
-        return device.type == "cuda" if self.bf16 is None else self.bf16
+from rmcore.config import TrainConfig
 
 
 def _check_labels_weights(label: Tensor, weight: Tensor, n: int) -> None:

@@ -11,7 +11,8 @@ import time
 import torch
 from torch import Tensor, nn
 
-from rmcore.training.config import EmbedPairs, TrainConfig, TrainResult
+from rmcore.config import TrainConfig
+from rmcore.training.config import EmbedPairs, TrainResult
 from rmcore.training.loop import PairForward, evaluate, fit, seeded
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rmcore.config import TrainConfig
 from rmcore.models.base import short_hash
 from rmcore.models.joint import JointRewardModel
-from rmcore.training.config import TextPairs, TrainConfig, TrainResult
+from rmcore.training.config import TextPairs, TrainResult
 from rmcore.training.loop import PairForward, evaluate, fit, seeded
 
 

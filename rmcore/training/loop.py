@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rmcore.training.config import TrainConfig
+from rmcore.config import TrainConfig
 from rmcore.training.loss import bt_loss, pair_accuracy
 
 PairForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # idx (B,) -> r_w (B,), r_l (B,)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rmcore.ingest.config import IngestConfig
+from rmcore.config import IngestConfig
 from warehouse.quality.context import CONTEXT_DIR, LOCK, Gate, gate
 from warehouse.quality.docs import report_path
 from warehouse.quality.suite import SUITE_NAME

@@ -1,0 +1,252 @@
+"""Every default of rmcurate, in one light module: the config dataclasses of each stage.
+
+The flows and the CLI read their defaults from these records, and the stages take them as
+arguments, so a default is written once. This module imports no heavy library (no torch,
+transformers, polars or duckdb), so the CLI can show its help and check its arguments fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from rmcore.identity import digest
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestConfig:
+    """How a source becomes a stored, checked batch.
+
+    `ranked_mode`, `default_split`, `max_chars` and `hf_split` shape the batch and are stored
+    with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
+    data-quality check after it."""
+
+    ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
+    default_split: str = "train"  # the split of rows that carry none
+    max_chars: int = 100_000  # texts longer than this are quarantined
+    hf_split: str | None = None  # the split of a Hugging Face dataset to read
+    reports_dir: str = "reports"  # where Data Docs pages go
+    quality: bool = True  # run the Great Expectations suite on the stored batch
+
+    def options(self) -> dict[str, Any]:
+        """What `datasets.options` records about how the batch was built."""
+        return {
+            "ranked_mode": self.ranked_mode,
+            "default_split": self.default_split,
+            "max_chars": self.max_chars,
+            "hf_split": self.hf_split,
+        }
+
+
+CRITERIA = ("balanced", "logit-mean")
+
+
+WEIGHT_METHODS = ("uniform", "lm", "embedding")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoringConfig:
+    """Everything that changes a scoring run's numbers (and so its identity); the single
+    source of the score stage's defaults (the flow and the CLI read theirs from here)."""
+
+    prompts_per_pair: int = 16  # M: prompts sampled per pair besides its own (K = M + 1)
+    seed: int = 0
+    criterion: str = "balanced"
+    weights: str = "uniform"
+    beta: float = 1.0  # temperature of `lm` weights: w ~ exp(beta * (l_w + l_l))
+    temperature: float = 0.1  # of `embedding` weights: w ~ exp(cos / temperature)
+    lm: str | None = None  # causal LM for `lm` weights
+    shard_size: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
+        if self.weights not in WEIGHT_METHODS:
+            raise ValueError(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
+        if self.weights == "lm" and not self.lm:
+            raise ValueError("weights='lm' needs a causal LM (--lm PATH or hub id)")
+        if self.prompts_per_pair < 0 or self.shard_size < 1:
+            raise ValueError("prompts_per_pair must be >= 0 and shard_size >= 1")
+
+    def run_key(self, **identity: object) -> str:
+        """The scoring run's identity: `digest` of the config plus the data and model identity."""
+        return digest(**asdict(self), **identity)
+
+
+METHODS: dict[str, dict] = {
+    "vanilla": {"rule": "uniform"},
+    "rrm": {"rule": "uniform", "augment": "rrm"},
+    "prompt-free-priority": {"rule": "prompt-free-priority", "params": {"tau": 1.0}},
+    "prompt-free-filter": {"rule": "prompt-free-filter", "params": {"q": 0.5}},
+}
+
+
+BASELINE = "vanilla"
+
+
+AUGMENTATIONS = (None, "rrm")
+
+
+SCORE_FREE_RULES = ("uniform",)  # rules that need no scoring run
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetDefinition:
+    """A curated set's definition; `identity` of it and its resolved inputs is the set's hash,
+    so the same definition over the same inputs is the same set and a changed one a new version."""
+
+    name: str
+    dataset: str
+    predicate: str = "split = 'train'"  # user SQL over v_pairs_scored, run sandboxed
+    rule: str = "uniform"  # a key of rmcore.curation.WEIGHTING_RULES
+    params: dict = field(default_factory=dict)
+    augment: str | None = None  # None or "rrm"
+    keep_fraction: float = 0.5
+    rrm_filter: bool = (
+        False  # keep only augmented pairs the reference model gets wrong or is unsure of
+    )
+    seed: int = 0
+    scoring_run_id: int | None = None  # default: the newest complete run (when scores are needed)
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be None or 'rrm', got {self.augment!r}")
+
+    @property
+    def needs_scores(self) -> bool:
+        """Whether the rule, the filter or the predicate reads the scoring run's gaps."""
+        return self.rule not in SCORE_FREE_RULES or self.rrm_filter or "free_gap" in self.predicate
+
+    def identity(self, *, dataset_id: int, scoring_run_id: int | None) -> str:
+        """The definition hash: this record plus the dataset and scoring run it resolved to."""
+        return digest(**asdict(self) | {"dataset_id": dataset_id, "scoring_run_id": scoring_run_id})
+
+
+LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "joint": 2e-5}  # backend -> default lr
+
+
+BACKENDS = tuple(LEARNING_RATES)
+
+
+def default_lr(backend: str) -> float:
+    """The learning rate a backend trains with unless told otherwise: a small head on frozen
+    embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
+    if backend not in LEARNING_RATES:
+        raise ValueError(f"backend must be embed-head or joint, got {backend!r}")
+    return LEARNING_RATES[backend]
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Options shared by both trainers, and the single source of the train defaults; ``lr``
+    defaults to the embedding head's (``default_lr(backend)`` gives each backend's).
+
+    ``max_steps`` (optimizer steps), when set, overrides ``epochs`` as in transformers' Trainer.
+    ``bf16=None`` means on for CUDA only (CPU bf16 matmuls are slow on most hosts).
+    ``early_stopping_patience`` counts epochs without a better validation loss; the best
+    weights are restored at the end. ``max_length`` (joint model only) lowers the model's own
+    truncation length, for training and for later scoring alike; None keeps it.
+    ``device=None``: the joint model's device, else CUDA when present.
+    """
+
+    epochs: int = 10
+    lr: float = LEARNING_RATES["embed-head"]
+    batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    scheduler: Literal["linear", "cosine"] = "linear"
+    grad_accum_steps: int = 1
+    max_grad_norm: float | None = 1.0
+    margin: float = 0.0
+    center_coef: float = 0.0
+    seed: int = 0
+    max_steps: int | None = None
+    early_stopping_patience: int | None = None
+    bf16: bool | None = None
+    gradient_checkpointing: bool = False
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    max_length: int | None = None
+    eval_batch_size: int | None = None
+    device: str | None = None
+    progress: bool = False  # tqdm bars; the CLI turns them on
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs < 1:
+            raise ValueError("batch_size, grad_accum_steps and epochs must be >= 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    def resolve_device(self) -> torch.device:
+        import torch  # here, not at module level: this module stays light for the CLI
+
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def use_bf16(self, device: torch.device) -> bool:
+        return device.type == "cuda" if self.bf16 is None else self.bf16
+
+
+BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head backend)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Train on `curated_set` (its weights apply) or on `dataset`'s `split` (weight 1);
+    validate on the dataset's `val_split` (None: no validation)."""
+
+    curated_set: str | None = None  # name, name@version or id
+    dataset: str | None = None
+    split: str = "train"
+    val_split: str | None = "validation"
+    backend: str = "embed-head"  # one of BACKENDS
+    base_model: str = BUNDLED_BASE
+    head_hidden: int = 256  # embed-head only
+    config: TrainConfig
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be embed-head or joint, got {self.backend!r}")
+        if not self.curated_set and not self.dataset:
+            raise ValueError("give a curated set or a dataset")
+
+    def digest(self) -> str:
+        """Everything that decides the weights, progress bars aside."""
+        return digest(
+            curated_set=self.curated_set,
+            dataset=self.dataset,
+            split=self.split,
+            val_split=self.val_split,
+            backend=self.backend,
+            base_model=self.base_model,
+            head_hidden=self.head_hidden,
+            config=asdict(self.config) | {"progress": None},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationConfig:
+    """Every model of an ablation shares these; only the curation method and seed differ."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = tuple(METHODS)
+    prompts_per_pair: int = ScoringConfig.prompts_per_pair
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    backend: str = ModelSpec.backend
+    base_model: str = ModelSpec.base_model
+    train_predicate: str = SetDefinition.predicate  # user SQL over v_pairs_scored, sandboxed
+    test_split: str = "test"
+    reports_dir: str = IngestConfig.reports_dir
+
+
+@dataclass(frozen=True, kw_only=True)
+class IterateConfig:
+    """METHOD.md's loop: `rounds` of re-score, re-curate by `rule`, retrain."""
+
+    rounds: int = 2
+    rule: str = METHODS["prompt-free-priority"]["rule"]
