@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/rmcurate demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

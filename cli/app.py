@@ -1,9 +1,16 @@
-"""The `rmcurate` command line: one command per stage, plus read-only views of the warehouse."""
+"""The `rmcurate` command line: one command per stage, plus read-only views of the warehouse.
+
+Errors: every expected failure (`rmcore.errors.RmcurateError`) ends as one line
+`error: <message>` on stderr and the exit code of its type, Ctrl-C as `error: interrupted`
+and 130; `--debug` adds the traceback (and Prefect's own error logs). Anything else is a bug
+and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -17,10 +24,12 @@ from rmcore.config import (  # noqa: E402
     IngestConfig,
     IterateConfig,
     ModelSpec,
+    QueryConfig,
     ScoringConfig,
     SetDefinition,
     TrainConfig,
 )
+from rmcore.errors import Interrupted, InvalidArgument, QueryError, RmcurateError  # noqa: E402
 from warehouse import catalog  # noqa: E402
 
 INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
@@ -31,13 +40,58 @@ INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
     IterateConfig(),
 )
 
+QUERY = QueryConfig()
+
+
+def _error_line(message: str) -> None:
+    """`error: <message>` on one line of stderr, whatever newlines the message holds."""
+    typer.echo(
+        f"{typer.style('error:', fg='red', bold=True)} {' '.join(message.split())}", err=True
+    )
+
+
+class _Commands(typer.core.TyperGroup):
+    """The one place expected errors become a line and an exit code (see the module doc)."""
+
+    def invoke(self, ctx: typer.Context):
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except RmcurateError as err:
+            if debug:
+                traceback.print_exc()
+            _error_line(str(err))
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            if debug:
+                traceback.print_exc()
+            _error_line("interrupted")
+            raise typer.Exit(Interrupted.exit_code) from None
+
+
 app = typer.Typer(
     name="rmcurate",
+    cls=_Commands,
     help="Curate reward-model preference data: ingest -> score -> curate -> train -> benchmark.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="RMCURATE_DEBUG",
+            help="Show the traceback of expected errors too, and Prefect's error logs.",
+        ),
+    ] = False,
+) -> None:
+    env.quiet_expected_errors(not debug)
+
 
 WarehouseOpt = Annotated[
     str | None,
@@ -50,28 +104,46 @@ WarehouseOpt = Annotated[
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}")
-    raise typer.Exit(code)
+def _name(kind: str):
+    """A typer callback holding a name to the one rule (`rmcore.names`) before a flow starts."""
+    from rmcore.names import check_name
+
+    return lambda value: value if value is None else check_name(value, kind)
+
+
+def _fail(message: str) -> NoReturn:
+    """A bad argument, found by the CLI itself: exit 2 through the error handler."""
+    raise InvalidArgument(message)
 
 
 def _read(warehouse: str | None, fn, *args, sandboxed: bool = False):
-    """Run a read query, turning a missing file or a held lock into a one-line error."""
+    """Run a read on the warehouse's published snapshot, so an open query never holds the
+    lock scheduled writers need; a failing query becomes a QueryError."""
     import duckdb
 
-    from warehouse.connection import WarehouseBusy, WarehouseMissing, reader
+    from warehouse.connection import snapshot_reader
 
-    try:
-        with reader(
-            warehouse,
-            sandboxed=sandboxed,
-            on_wait=lambda m: err_console.print(f"[yellow]{m}[/yellow]"),
-        ) as con:
+    with snapshot_reader(
+        warehouse,
+        sandboxed=sandboxed,
+        on_wait=lambda m: err_console.print(f"[yellow]{m}[/yellow]"),
+    ) as con:
+        try:
             return fn(con, *args)
-    except (WarehouseBusy, WarehouseMissing, LookupError) as err:
-        _fail(str(err))
-    except duckdb.Error as err:
-        _fail(f"{type(err).__name__}: {err}")
+        except duckdb.Error as err:
+            raise QueryError(f"{type(err).__name__}: {err}") from err
+
+
+def _exists(warehouse: str | None, kind: str, *refs: str | None) -> None:
+    """A missing warehouse, dataset or curated set, named before the engine starts: inside a
+    flow run the same one-line error takes 15-20 s to arrive."""
+    from warehouse import catalog
+    from warehouse.connection import reader
+
+    with reader(warehouse) as con:
+        for ref in refs:
+            if ref is not None:
+                catalog.resolve(con, kind, ref)
 
 
 @app.command()
@@ -90,7 +162,13 @@ def ingest(
             help="explicit, implicit, conversational, annotated or ranked (default: detect).",
         ),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset name: A-Z a-z 0-9 . _ -, not all digits (default: from the file name).",
+            callback=_name("dataset"),
+        ),
+    ] = None,
     kind: Annotated[
         str | None,
         typer.Option(
@@ -112,26 +190,23 @@ def ingest(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Validate a source and store it; bad rows go to quarantine with a reason."""
-    from flows.ingest import QualityFailed, ingest_flow
-    from rmcore.ingest.formats import FormatError
-    from rmcore.ingest.sources import SourceError
-    from warehouse.connection import WarehouseBusy
+    from rmcore.ingest.sources import check_source
 
-    try:
-        summary = ingest_flow(
-            source=source,
-            name=name,
-            fmt=input_format,
-            kind=kind,
-            warehouse=warehouse,
-            reports_dir=reports,
-            ranked_mode=ranked_mode,
-            default_split=split,
-            max_chars=max_chars,
-            progress=True,
-        )
-    except (SourceError, FormatError, WarehouseBusy, QualityFailed) as err:
-        _fail(str(err), 1)
+    check_source(source, kind)  # a missing or unreadable source fails before Prefect starts
+    from flows.ingest import ingest_flow
+
+    summary = ingest_flow(
+        source=source,
+        name=name,
+        fmt=input_format,
+        kind=kind,
+        warehouse=warehouse,
+        reports_dir=reports,
+        ranked_mode=ranked_mode,
+        default_split=split,
+        max_chars=max_chars,
+        progress=True,
+    )
     _print_ingest(summary)
 
 
@@ -160,8 +235,37 @@ def _print_ingest(summary: dict) -> None:
 
 @app.command()
 def datasets(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
-    """List dataset versions with counts, quarantine counts and quality status."""
+    """List dataset versions with counts, quarantine counts and quality (passed, failed or
+    not-checked, with the reason)."""
     show(_read(warehouse, catalog.datasets), title="datasets", output=output)
+
+
+@app.command()
+def recheck(
+    dataset: Annotated[
+        str, typer.Argument(help="Dataset id, name (latest version) or name@version.")
+    ],
+    reports: Annotated[
+        str, typer.Option(help="Folder for data-quality reports.")
+    ] = INGEST.reports_dir,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Run the data-quality suite again on a stored dataset (one left not-checked, say)."""
+    from rmcore.errors import QualityFailed
+    from rmcore.stages.ingest import recheck as run_recheck
+
+    summary = run_recheck(warehouse, dataset, reports_dir=reports)
+    passed = summary.status == "passed_quality"
+    console.print(
+        f"[bold]{summary.name} v{summary.version}[/bold] quality {'passed' if passed else 'failed'}"
+    )
+    if summary.report_path:
+        console.print(f"data-quality report: {summary.report_path}")
+    if not passed:
+        raise QualityFailed(
+            f"data quality failed for {summary.name} v{summary.version}; see the report:"
+            f" {summary.report_path}"
+        )
 
 
 @app.command()
@@ -181,13 +285,15 @@ def quarantine(
 
     def query(con):
         ds = catalog.resolve_dataset(con, dataset) if dataset else None
-        return (
+        rows = (
             catalog.quarantine_counts(con, ds)
             if summary
             else catalog.quarantine(con, ds, reason, limit)
         )
+        return rows, (f"quarantine of {catalog.label(con, 'dataset', ds)}" if ds else "quarantine")
 
-    show(_read(warehouse, query), title="quarantine", output=output)
+    rows, title = _read(warehouse, query)
+    show(rows, title=title, output=output)
 
 
 @app.command()
@@ -196,11 +302,26 @@ def sql(
         str,
         typer.Argument(help=f'A read-only query, e.g. "{catalog.EXAMPLE_QUERY}".'),
     ],
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", help="Stop the query after this many seconds (0: no limit).", min=0
+        ),
+    ] = QUERY.timeout_s,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", help="Rows to show at most (0: all).", min=0)
+    ] = QUERY.max_rows,
     warehouse: WarehouseOpt = None,
     output: OutputOpt = "table",
 ) -> None:
-    """Query the warehouse read-only; writes and file access are refused."""
-    show(_read(warehouse, catalog.run_query, query, sandboxed=True), output=output)
+    """Query the warehouse read-only; writes and file access are refused. Memory is capped
+    (DuckDB memory_limit), Ctrl-C stops the query, and every result type prints."""
+    from cli.render import show_query
+
+    def run(con):
+        return catalog.run_query(con, query, timeout_s=timeout, max_rows=max_rows)
+
+    show_query(_read(warehouse, run, sandboxed=True), output=output)
 
 
 @app.command()
@@ -252,30 +373,28 @@ def score(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Split every pair's reward gap into prompt-free and prompt-related parts."""
+    _exists(warehouse, "dataset", dataset, pool)
     from flows.score import score_flow
     from rmcore.models.loading import detect_backend
 
     if model and backend and detect_backend(model) != backend:
         _fail(f"{model} is a {detect_backend(model)} model, not {backend}")
-    try:
-        summary = score_flow(
-            dataset=dataset,
-            model=model,
-            prompts_per_pair=prompts_per_pair,
-            weights=weights,
-            criterion=criterion,
-            seed=seed,
-            beta=beta,
-            temperature=temperature,
-            lm=lm,
-            pool=pool,
-            shard_size=shard_size,
-            warehouse=warehouse,
-            device=device,
-            progress=True,
-        )
-    except (LookupError, ValueError) as err:
-        _fail(str(err), 1)
+    summary = score_flow(
+        dataset=dataset,
+        model=model,
+        prompts_per_pair=prompts_per_pair,
+        weights=weights,
+        criterion=criterion,
+        seed=seed,
+        beta=beta,
+        temperature=temperature,
+        lm=lm,
+        pool=pool,
+        shard_size=shard_size,
+        warehouse=warehouse,
+        device=device,
+        progress=True,
+    )
     _print_scoring(summary)
 
 
@@ -319,7 +438,10 @@ def _params(items: list[str] | None) -> dict:
 def curate(
     name: Annotated[
         str,
-        typer.Argument(help="Name of the curated set (a changed definition makes a new version)."),
+        typer.Argument(
+            help="Name of the curated set (a changed definition makes a new version).",
+            callback=_name("curated set"),
+        ),
     ],
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="Dataset id, name or name@version.")
@@ -361,24 +483,24 @@ def curate(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Materialize an immutable, versioned curated set with training weights."""
+    from rmcore.stages.curate import preflight
+
+    definition = {
+        "name": name,
+        "dataset": dataset,
+        "predicate": where,
+        "rule": rule,
+        "params": _params(param),
+        "augment": augment,
+        "keep_fraction": keep_fraction,
+        "rrm_filter": rrm_filter,
+        "seed": seed,
+        "scoring_run_id": scoring_run_id,
+    }
+    preflight(warehouse, SetDefinition(**definition))
     from flows.curate import curate_flow
 
-    try:
-        row = curate_flow(
-            name=name,
-            dataset=dataset,
-            predicate=where,
-            rule=rule,
-            params=_params(param),
-            augment=augment,
-            keep_fraction=keep_fraction,
-            rrm_filter=rrm_filter,
-            seed=seed,
-            scoring_run_id=scoring_run_id,
-            warehouse=warehouse,
-        )
-    except (LookupError, ValueError) as err:
-        _fail(str(err), 1)
+    row = curate_flow(**definition, warehouse=warehouse)
     state = "created" if row["created"] else "unchanged (same definition)"
     console.print(
         f"[bold]{row['name']} v{row['version']}[/bold] {state}: {row['n_members']} members "
@@ -399,7 +521,10 @@ def sets(warehouse: WarehouseOpt = None, output: OutputOpt = "table") -> None:
 def train(
     name: Annotated[
         str,
-        typer.Argument(help="Model name (its folder goes next to the warehouse, under models/)."),
+        typer.Argument(
+            help="Model name (its folder goes next to the warehouse, under models/).",
+            callback=_name("model"),
+        ),
     ],
     curated_set: Annotated[
         str | None,
@@ -437,34 +562,40 @@ def train(
     lora: Annotated[
         bool, typer.Option("--lora", help="joint: train LoRA adapters (peft).")
     ] = TRAIN.lora,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace an existing model folder trained with other inputs."
+        ),
+    ] = False,
     device: Annotated[str | None, typer.Option()] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train a reward model with the weighted soft-label Bradley-Terry loss."""
+    _exists(warehouse, "curated set", curated_set)
+    _exists(warehouse, "dataset", dataset)
     from flows.train import train_flow
 
-    try:
-        out = train_flow(
-            name=name,
-            curated_set=curated_set,
-            dataset=dataset,
-            split=split,
-            backend=backend,
-            base_model=base_model,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            max_steps=max_steps,
-            seed=seed,
-            margin=margin,
-            center_coef=center_coef,
-            lora=lora,
-            device=device,
-            warehouse=warehouse,
-            progress=True,
-        )
-    except (LookupError, ValueError) as err:
-        _fail(str(err), 1)
+    out = train_flow(
+        name=name,
+        curated_set=curated_set,
+        dataset=dataset,
+        split=split,
+        backend=backend,
+        base_model=base_model,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        seed=seed,
+        margin=margin,
+        center_coef=center_coef,
+        lora=lora,
+        overwrite=overwrite,
+        device=device,
+        warehouse=warehouse,
+        progress=True,
+    )
     metrics = {k: round(v, 4) for k, v in out["metrics"].items() if isinstance(v, float)}
     console.print(
         f"[bold]{out['name']}[/bold] {'trained' if out.get('trained') else 'unchanged'}: {out['path']}\n{metrics}"
@@ -489,14 +620,10 @@ def export(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Export a curated set in TRL's explicit format plus weight and label."""
+    _exists(warehouse, "curated set", curated_set)
     from flows.export import export_flow
 
-    try:
-        out = export_flow(
-            curated_set=curated_set, path=path, export_format=export_format, warehouse=warehouse
-        )
-    except (LookupError, ValueError) as err:
-        _fail(str(err), 1)
+    out = export_flow(curated_set=curated_set, path=path, fmt=export_format, warehouse=warehouse)
     console.print(f"{out['rows']} pairs -> {out['path']} ({out['format']})")
 
 
@@ -505,7 +632,9 @@ def ablation(
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="Dataset with train and test splits.")
     ],
-    name: Annotated[str, typer.Option(help="Report name (reports/<name>/).")] = "ablation",
+    name: Annotated[
+        str, typer.Option(help="Report name (reports/<name>/).", callback=_name("report"))
+    ] = "ablation",
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = ",".join(
         map(str, ABLATION.seeds)
     ),
@@ -525,9 +654,17 @@ def ablation(
     ] = None,
     test_split: Annotated[str, typer.Option()] = ABLATION.test_split,
     reports: Annotated[str, typer.Option(help="Folder for reports.")] = ABLATION.reports_dir,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace models and a report folder this name made with other inputs.",
+        ),
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Matched reward models per curation method and seed, benchmarked, with an HTML report."""
+    _exists(warehouse, "dataset", dataset)
     from flows.pipeline import ablation_flow
 
     result = ablation_flow(
@@ -542,6 +679,7 @@ def ablation(
         group_by=group_by.split(",") if group_by else None,
         warehouse=warehouse,
         reports_dir=reports,
+        overwrite=overwrite,
     )
     _print_ablation(result)
 
@@ -559,7 +697,10 @@ def _print_ablation(result: dict) -> None:
 def iterate(
     dataset: Annotated[str, typer.Option("--dataset", "-d")],
     name: Annotated[
-        str, typer.Option(help="Prefix of the models and sets of each round.")
+        str,
+        typer.Option(
+            help="Prefix of the models and sets of each round.", callback=_name("iterate")
+        ),
     ] = "iter",
     rounds: Annotated[
         int, typer.Option(help="Re-score / re-curate / retrain rounds after the first model.")
@@ -574,11 +715,16 @@ def iterate(
     ] = ABLATION.prompts_per_pair,
     epochs: Annotated[int, typer.Option()] = ABLATION.epochs,
     seed: Annotated[int, typer.Option()] = TRAIN.seed,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace models this name made with other inputs."),
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train, re-score with the new model, re-curate, train again, for R rounds."""
     import polars as pl
 
+    _exists(warehouse, "dataset", dataset)
     from flows.pipeline import iterate_flow
 
     history = iterate_flow(
@@ -591,6 +737,7 @@ def iterate(
         epochs=epochs,
         seed=seed,
         warehouse=warehouse,
+        overwrite=overwrite,
     )
     show(pl.DataFrame(history), title="rounds")
 

@@ -1,7 +1,9 @@
-"""Process environment for local Prefect runs, set before Prefect is imported."""
+"""Process environment for local Prefect runs, set before Prefect is imported, and the filter
+that keeps Prefect from logging tracebacks of expected errors."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,3 +18,52 @@ def configure() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# Prefect's run loggers: they log a failing task or flow with its traceback, then its state.
+PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+class ExpectedErrorFilter(logging.Filter):
+    """Drops Prefect's error records about an expected failure (an `RmcurateError`): the
+    "Task run failed with exception ... Traceback" records, and the "Finished in state
+    Failed('Task run encountered an exception NotFound: ...')" records, which carry no
+    exception but name its type. The CLI prints the one line instead; the run's state in
+    Prefect still holds the message. Records of any other exception pass untouched."""
+
+    active = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from rmcore.errors import RmcurateError
+
+        if not self.active or record.levelno < logging.ERROR:
+            return True
+        if record.exc_info:
+            return not isinstance(record.exc_info[1], RmcurateError)
+        message = record.getMessage()
+        return not any(f"{name}:" in message or f"{name}(" in message for name in _names())
+
+
+def _names() -> set[str]:
+    """The names of every expected error type (subclasses included)."""
+    from rmcore.errors import RmcurateError
+
+    found, todo = set(), [RmcurateError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+_FILTER = ExpectedErrorFilter()
+
+
+def quiet_expected_errors(active: bool = True) -> None:
+    """Install (once) or switch the filter on Prefect's run loggers; safe before Prefect is
+    imported (its logging setup keeps the filters of existing loggers)."""
+    _FILTER.active = active
+    for name in PREFECT_RUN_LOGGERS:
+        log = logging.getLogger(name)
+        if _FILTER not in log.filters:
+            log.addFilter(_FILTER)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from prefect import flow
 
 from rmcore.config import IngestConfig
+from rmcore.errors import FormatError, QualityFailed, RmcurateError, SourceError
+from rmcore.names import default_dataset_name
 from tasks.ingest import (
     check_quality,
     find_existing,
@@ -18,15 +19,9 @@ from tasks.ingest import (
 )
 
 
-class QualityFailed(RuntimeError):
-    """A batch-level expectation failed: the dataset is marked failed_quality."""
-
-
 def default_name(uri: str) -> str:
-    name = Path(uri.rstrip("/")).name
-    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".parquet", ".csv"):
-        name = name.removesuffix(suffix)
-    return name or uri
+    """The file name without its data suffixes, made a valid name (`rmcore.names`)."""
+    return default_dataset_name(uri)
 
 
 def _run_name() -> str:
@@ -47,6 +42,8 @@ def ingest_flow(
     ranked_mode: str = IngestConfig.ranked_mode,
     default_split: str = IngestConfig.default_split,
     max_chars: int = IngestConfig.max_chars,
+    max_line_bytes: int = IngestConfig.max_line_bytes,
+    max_depth: int = IngestConfig.max_depth,
     hf_split: str | None = IngestConfig.hf_split,
     quality: bool = IngestConfig.quality,
     progress: bool = False,
@@ -63,6 +60,8 @@ def ingest_flow(
             ranked_mode=ranked_mode,
             default_split=default_split,
             max_chars=max_chars,
+            max_line_bytes=max_line_bytes,
+            max_depth=max_depth,
             hf_split=hf_split,
             reports_dir=reports_dir,
             quality=quality,
@@ -77,8 +76,8 @@ def ingest_flow(
             config=config,
             progress=progress,
         )
-    # New, or stored by a run that died before its quality check.
-    if quality and summary.status == "ingested":
+    # New, stored by a run that died before its quality check, or whose check could not run.
+    if quality and summary.status in ("ingested", "not_checked"):
         summary = check_quality(warehouse, summary, reports_dir=reports_dir, max_chars=max_chars)
     result = publish_summary(summary, seconds=time.perf_counter() - start)
     if result["status"] == "failed_quality":
@@ -100,7 +99,8 @@ def ingest_folder_flow(
 ) -> list[dict]:
     """Ingest every matching file of a watched folder, one dataset per file (named after it).
     Unchanged files are no-ops, so the deployment can re-run it on a schedule."""
-    results, failed = [], []
+    results: list[dict] = []
+    failed: list[RmcurateError] = []
     for path in source_files(folder, pattern):
         try:
             results.append(
@@ -112,8 +112,8 @@ def ingest_folder_flow(
                     quality=quality,
                 )
             )
-        except QualityFailed as err:  # one bad file must not stop the others
-            failed.append(str(err))
-    if failed:
-        raise QualityFailed("; ".join(failed))
+        except (QualityFailed, SourceError, FormatError) as err:
+            failed.append(err)  # one bad file must not stop the others
+    if failed:  # the first failure's type (and exit code), every file's message
+        raise type(failed[0])("; ".join(map(str, failed)))
     return results

@@ -17,12 +17,8 @@ from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.train import train_flow
 from rmcore.config import METHODS, AblationConfig, IterateConfig
-from tasks.ablation import count_training_candidates
+from tasks.ablation import check_ablation, count_training_candidates
 from tasks.report import write_ablation_report
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
 
 def _curate_and_train(
@@ -42,6 +38,7 @@ def _curate_and_train(
     base_model: str,
     warehouse: str | None,
     device: str | None,
+    overwrite: bool = False,
 ) -> tuple[dict, dict]:
     """(curated set, model trained on it), both named `name`: an ablation arm for one seed,
     or a round of the iterate loop."""
@@ -65,6 +62,7 @@ def _curate_and_train(
         seed=seed,
         backend=backend,
         base_model=base_model,
+        overwrite=overwrite,
         warehouse=warehouse,
         device=device,
     )
@@ -90,20 +88,32 @@ def ablation_flow(
     warehouse: str | None = None,
     reports_dir: str = AblationConfig.reports_dir,
     device: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train and benchmark one model per (method, seed); write `reports/<name>/index.html`.
     `seeds` and `methods` default to `AblationConfig`'s; `method_params` overrides a method's
-    rule parameters."""
+    rule parameters. `name` follows `rmcore.names` and names the report folder, the benchmark
+    run and every model and set (`name-reference`, `name-METHOD-sSEED`); names, methods, the
+    train predicate and the report folder are checked before anything trains. An existing
+    model or report folder holding other inputs is refused unless `overwrite` (a re-run of
+    the same ablation reuses its models and rewrites its report)."""
     seeds = seeds if seeds is not None else list(AblationConfig.seeds)
     methods = methods or list(AblationConfig.methods)
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
-    tag = _slug(name)
+    check_ablation(
+        warehouse,
+        name=name,
+        dataset=dataset,
+        methods=methods,
+        seeds=seeds,
+        reference=reference_model is None,
+        train_predicate=train_predicate,
+        reports_dir=reports_dir,
+        overwrite=overwrite,
+    )
     # 1. A vanilla reference model scores every pair (unless the user names a reward model).
     if reference_model is None:
         ref = train_flow(
-            name=f"{tag}-reference",
+            name=f"{name}-reference",
             dataset=dataset,
             split="train",
             epochs=epochs,
@@ -111,6 +121,7 @@ def ablation_flow(
             seed=0,
             backend=backend,
             base_model=base_model,
+            overwrite=overwrite,
             warehouse=warehouse,
             device=device,
         )
@@ -137,7 +148,7 @@ def ablation_flow(
                 else {}
             )
             _, trained = _curate_and_train(
-                f"{tag}-{method}-s{seed}",
+                f"{name}-{method}-s{seed}",
                 dataset=dataset,
                 predicate=train_predicate,
                 rule=spec["rule"],
@@ -152,13 +163,14 @@ def ablation_flow(
                 base_model=base_model,
                 warehouse=warehouse,
                 device=device,
+                overwrite=overwrite,
             )
             models.append(
                 {"name": trained["name"], "path": trained["path"], "method": method, "seed": seed}
             )
     # 3. Benchmarks and the report (findings are written from the measured intervals).
     bench = benchmark_flow(
-        name=tag,
+        name=name,
         models=models,
         dataset=dataset,
         split=test_split,
@@ -184,10 +196,10 @@ def ablation_flow(
         benchmark_run_id=bench["benchmark_run_id"],
         scoring_run_id=scoring_run_id,
         name=name,
-        tag=tag,
         reports_dir=reports_dir,
         meta=meta,
         methods=methods,
+        overwrite=overwrite,
     )
     return report | {
         "benchmark_run_id": bench["benchmark_run_id"],
@@ -208,8 +220,11 @@ def pipeline_flow(
     group_by: list[str] | None = None,
     warehouse: str | None = None,
     reports_dir: str = AblationConfig.reports_dir,
+    overwrite: bool = False,
 ) -> dict:
-    """ingest -> quality -> reference model -> score -> curate -> train -> benchmark -> report."""
+    """ingest -> quality -> reference model -> score -> curate -> train -> benchmark -> report.
+    The ablation is named `NAME-vVERSION` after the ingested dataset; `overwrite` as in
+    `ablation_flow`."""
     ingest = ingest_flow(source=source, name=name, warehouse=warehouse, reports_dir=reports_dir)
     result = ablation_flow(
         dataset=f"{ingest['name']}@{ingest['version']}",
@@ -222,6 +237,7 @@ def pipeline_flow(
         group_by=group_by,
         warehouse=warehouse,
         reports_dir=reports_dir,
+        overwrite=overwrite,
     )
     return {"ingest": ingest} | result
 
@@ -240,20 +256,23 @@ def iterate_flow(
     backend: str = AblationConfig.backend,
     base_model: str = AblationConfig.base_model,
     warehouse: str | None = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """METHOD.md's loop: train, re-score the data with the new model, re-curate, train again.
 
-    Round 0 trains on the uniform set; round r scores with model r-1 and curates by `rule`."""
-    tag = _slug(name)
+    Round 0 trains on the uniform set; round r scores with model r-1 and curates by `rule`.
+    The models and sets are `name-rR` (`name` follows `rmcore.names`); `overwrite` as in
+    `ablation_flow`."""
     history = []
     model = train_flow(
-        name=f"{tag}-r0",
+        name=f"{name}-r0",
         dataset=dataset,
         split="train",
         epochs=epochs,
         seed=seed,
         backend=backend,
         base_model=base_model,
+        overwrite=overwrite,
         warehouse=warehouse,
     )
     history.append(
@@ -268,7 +287,7 @@ def iterate_flow(
             warehouse=warehouse,
         )
         cset, model = _curate_and_train(
-            f"{tag}-r{r}",
+            f"{name}-r{r}",
             dataset=dataset,
             predicate=predicate,
             rule=rule,
@@ -283,6 +302,7 @@ def iterate_flow(
             base_model=base_model,
             warehouse=warehouse,
             device=None,
+            overwrite=overwrite,
         )
         history.append(
             {

@@ -35,13 +35,16 @@ def train_flow(
     early_stopping_patience: int | None = TrainConfig.early_stopping_patience,
     lora: bool = TrainConfig.lora,
     models_dir: str | None = None,
+    overwrite: bool = False,
     warehouse: str | None = None,
     device: str | None = TrainConfig.device,
     progress: bool = TrainConfig.progress,
 ) -> dict:
     """Train `name` on `curated_set` (its weights apply) or on `dataset`'s `split` (uniform).
     `lr=None` is the backend's default (`rmcore.training.default_lr`). Retraining the same
-    name with the same data and options returns the saved model."""
+    name with the same data and options returns the saved model; an existing folder for
+    `name` with anything else in it is refused (`OutputExists`) unless `overwrite`. `name`
+    follows `rmcore.names` (a single path component; never an id or `name@version`)."""
     config = TrainConfig(
         epochs=epochs,
         lr=default_lr(backend) if lr is None else lr,
@@ -68,7 +71,7 @@ def train_flow(
     if existing:
         logger().info("model %s is already trained with these inputs: %s", name, existing["path"])
         return existing | {"trained": False}
-    fitted = fit_reward_model(warehouse, spec, name, models_dir)
+    fitted = fit_reward_model(warehouse, spec, name, models_dir, overwrite)
     out = register_model(warehouse, spec, fitted)
     print(f"model {name}: {fitted['n_train']} training pairs, metrics {out['metrics']}")
     return out | {"trained": True}

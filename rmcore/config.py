@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from rmcore.errors import InvalidArgument
 from rmcore.identity import digest
 
 if TYPE_CHECKING:
@@ -20,13 +21,16 @@ if TYPE_CHECKING:
 class IngestConfig:
     """How a source becomes a stored, checked batch.
 
-    `ranked_mode`, `default_split`, `max_chars` and `hf_split` shape the batch and are stored
+    `ranked_mode`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
+    `max_depth`) and `hf_split` shape the batch and are stored
     with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
     data-quality check after it."""
 
     ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
     default_split: str = "train"  # the split of rows that carry none
     max_chars: int = 100_000  # texts longer than this are quarantined
+    max_line_bytes: int = 1 << 25  # JSON lines over 32 MiB are quarantined unparsed
+    max_depth: int = 64  # records nesting objects/arrays deeper are quarantined (at most 1000)
     hf_split: str | None = None  # the split of a Hugging Face dataset to read
     reports_dir: str = "reports"  # where Data Docs pages go
     quality: bool = True  # run the Great Expectations suite on the stored batch
@@ -37,6 +41,8 @@ class IngestConfig:
             "ranked_mode": self.ranked_mode,
             "default_split": self.default_split,
             "max_chars": self.max_chars,
+            "max_line_bytes": self.max_line_bytes,
+            "max_depth": self.max_depth,
             "hf_split": self.hf_split,
         }
 
@@ -63,13 +69,13 @@ class ScoringConfig:
 
     def __post_init__(self) -> None:
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
+            raise InvalidArgument(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
         if self.weights not in WEIGHT_METHODS:
-            raise ValueError(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
+            raise InvalidArgument(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
         if self.weights == "lm" and not self.lm:
-            raise ValueError("weights='lm' needs a causal LM (--lm PATH or hub id)")
+            raise InvalidArgument("weights='lm' needs a causal LM (--lm PATH or hub id)")
         if self.prompts_per_pair < 0 or self.shard_size < 1:
-            raise ValueError("prompts_per_pair must be >= 0 and shard_size >= 1")
+            raise InvalidArgument("prompts_per_pair must be >= 0 and shard_size >= 1")
 
     def run_key(self, **identity: object) -> str:
         """The scoring run's identity: `digest` of the config plus the data and model identity."""
@@ -113,7 +119,7 @@ class SetDefinition:
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be None or 'rrm', got {self.augment!r}")
+            raise InvalidArgument(f"augment must be None or 'rrm', got {self.augment!r}")
 
     @property
     def needs_scores(self) -> bool:
@@ -135,7 +141,7 @@ def default_lr(backend: str) -> float:
     """The learning rate a backend trains with unless told otherwise: a small head on frozen
     embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
     if backend not in LEARNING_RATES:
-        raise ValueError(f"backend must be embed-head or joint, got {backend!r}")
+        raise InvalidArgument(f"backend must be embed-head or joint, got {backend!r}")
     return LEARNING_RATES[backend]
 
 
@@ -178,9 +184,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs < 1:
-            raise ValueError("batch_size, grad_accum_steps and epochs must be >= 1")
+            raise InvalidArgument("batch_size, grad_accum_steps and epochs must be >= 1")
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise InvalidArgument(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
     def resolve_device(self) -> torch.device:
         import torch  # here, not at module level: this module stays light for the CLI
@@ -210,9 +216,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be embed-head or joint, got {self.backend!r}")
+            raise InvalidArgument(f"backend must be embed-head or joint, got {self.backend!r}")
         if not self.curated_set and not self.dataset:
-            raise ValueError("give a curated set or a dataset")
+            raise InvalidArgument("give a curated set or a dataset")
 
     def digest(self) -> str:
         """Everything that decides the weights, progress bars aside."""
@@ -250,3 +256,26 @@ class IterateConfig:
 
     rounds: int = 2
     rule: str = METHODS["prompt-free-priority"]["rule"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryConfig:
+    """Limits of a user's read-only query (`rmcurate sql`); 0 turns a limit off."""
+
+    timeout_s: float = 60.0  # interrupted after this long (`--timeout`)
+    memory_limit: str = "2GB"  # DuckDB's `memory_limit` on the sandboxed reader
+    max_rows: int = 100_000  # rows shown; more are cut with a note (`--max-rows`)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderConfig:
+    """How the frozen sentence encoder runs on CPU; nothing here changes its outputs beyond
+    float rounding (<= 1e-6, see `rmcore.models.encoder`), so none of it is part of an id."""
+
+    # intra-op threads of a CPU encode: None = one per idle core (at least 1), sampled when a
+    # multi-batch encode starts, because barrier-synchronised threads on busy cores stall.
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")

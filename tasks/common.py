@@ -9,6 +9,8 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
+from rmcore.errors import RmcurateError
+
 
 def current_flow_run_id() -> str | None:
     """The id of the enclosing flow run, recorded on the warehouse rows it creates."""
@@ -21,3 +23,10 @@ def logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("rmcurate")
+
+
+def retry_unexpected(task, task_run, state) -> bool:
+    """`retry_condition_fn` of tasks with retries: an expected failure (an `RmcurateError`:
+    bad input, missing dataset, busy warehouse after its own bounded wait) fails at once,
+    since a retry would fail the same way; anything else is retried."""
+    return not isinstance(getattr(state, "data", None), RmcurateError)

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from rmcore.config import IngestConfig
 from rmcore.stages import ingest as stage
 from rmcore.stages.ingest import IngestSummary
-from tasks.common import current_flow_run_id, logger
+from tasks.common import current_flow_run_id, logger, retry_unexpected
 
 
 @task(name="list-source-files", cache_policy=NO_CACHE)
@@ -43,7 +43,13 @@ def find_existing(warehouse: str | None, name: str, digest: str) -> IngestSummar
     return summary
 
 
-@task(name="parse-validate-store", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(
+    name="parse-validate-store",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_unexpected,
+)
 def parse_validate_store(
     warehouse: str | None,
     *,

@@ -3,6 +3,7 @@ published as a link and a markdown artifact of the flow run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from prefect import task
@@ -20,12 +21,12 @@ def write_ablation_report(
     benchmark_run_id: int,
     scoring_run_id: int,
     name: str,
-    tag: str,
     reports_dir: str,
     meta: dict,
     methods: list[str],
+    overwrite: bool = False,
 ) -> dict:
-    """`reports_dir`/`tag`/index.html and summary.md: {"report", "summary_md", "summary",
+    """`reports_dir`/`name`/index.html and summary.md: {"report", "summary_md", "summary",
     "findings"}."""
     flow_run_id = current_flow_run_id()
     out = stage.write_ablation_report(
@@ -33,19 +34,21 @@ def write_ablation_report(
         benchmark_run_id=benchmark_run_id,
         scoring_run_id=scoring_run_id,
         name=name,
-        out_dir=str(Path(reports_dir) / tag),
+        reports_dir=reports_dir,
         meta=meta,
         methods=methods,
+        overwrite=overwrite,
         flow_run_id=flow_run_id,
     )
     if flow_run_id:
+        key = re.sub(r"[^a-z0-9-]+", "-", name.lower())  # Prefect keys: a-z, 0-9 and '-'
         create_link_artifact(
-            key=f"report-{tag}".lower()[:60],
+            key=f"report-{key}"[:60],
             link=Path(out["report"]).as_uri(),
             link_text=f"ablation report {name}",
         )
         create_markdown_artifact(
-            key=f"summary-{tag}".lower()[:60],
+            key=f"summary-{key}"[:60],
             markdown=Path(out["summary_md"]).read_text(),
             description=f"ablation summary {name}",
         )

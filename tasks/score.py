@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from rmcore.config import ScoringConfig
 from rmcore.stages import score as stage
 from rmcore.stages.score import RunPlan
-from tasks.common import current_flow_run_id, logger
+from tasks.common import current_flow_run_id, logger, retry_unexpected
 
 
 @task(name="plan-scoring-run", cache_policy=NO_CACHE)
@@ -64,6 +64,7 @@ def _gpu_slot(device: str) -> AbstractContextManager:
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=5,
+    retry_condition_fn=retry_unexpected,
     tags=["rmcurate-score"],
 )
 def score_shard(warehouse: str | None, plan: RunPlan, shard: int) -> dict:

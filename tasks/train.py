@@ -18,10 +18,16 @@ def find_model(warehouse: str | None, name: str, spec: ModelSpec) -> dict | None
 
 @task(name="fit-reward-model", cache_policy=NO_CACHE)
 def fit_reward_model(
-    warehouse: str | None, spec: ModelSpec, name: str, models_dir: str | None = None
+    warehouse: str | None,
+    spec: ModelSpec,
+    name: str,
+    models_dir: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Load the data by reference, train, save with a model card: path, revision, metrics."""
-    fitted = stage.fit_reward_model(warehouse, spec, name=name, models_dir=models_dir)
+    fitted = stage.fit_reward_model(
+        warehouse, spec, name=name, models_dir=models_dir, overwrite=overwrite
+    )
     logger().info(
         "model %s saved to %s: %s",
         name,

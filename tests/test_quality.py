@@ -1,7 +1,8 @@
 """The data-quality gate against real Great Expectations runs.
 
-Every test validates through a copy of the committed `warehouse/gx/` context in a
-temp folder, so the suite under test is the committed one and the repo tree stays clean.
+Every test validates with the committed `warehouse/gx/` config, run in a runtime context in a
+temp folder (as ingest runs it next to the warehouse), so the suite under test is the committed
+one and the repo tree stays clean.
 """
 
 from __future__ import annotations
@@ -74,20 +75,19 @@ def committed_files(root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def context_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the committed GX context (its uncommitted results left behind)."""
+def gx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The committed GX config (only read) and a private runtime folder to validate in."""
     assert quality.CONTEXT_DIR.is_dir(), (
         "warehouse/gx/ is missing: run warehouse.quality.sync_context()"
     )
-    target = tmp_path_factory.mktemp("gx") / "gx"
-    shutil.copytree(quality.CONTEXT_DIR, target, ignore=shutil.ignore_patterns("uncommitted"))
-    return target
+    return {
+        "context_dir": quality.CONTEXT_DIR,
+        "runtime_dir": tmp_path_factory.mktemp("runtime") / "gx",
+    }
 
 
-def test_good_batch_passes_with_every_expectation_evaluated(context_dir: Path, tmp_path: Path):
-    out = validate_pairs(
-        make_batch(), batch_name="good", reports_dir=tmp_path, context_dir=context_dir
-    )
+def test_good_batch_passes_with_every_expectation_evaluated(gx: dict[str, Path], tmp_path: Path):
+    out = validate_pairs(make_batch(), batch_name="good", reports_dir=tmp_path, **gx)
 
     assert out.success and out.failed == [] and out.n_failed == 0
     assert out.n_evaluated == out.n_expectations == len(quality.pairs_expectations())
@@ -99,11 +99,11 @@ def test_good_batch_passes_with_every_expectation_evaluated(context_dir: Path, t
     )  # fits dq_runs JSON columns
 
 
-def test_bad_label_and_duplicate_pair_fail_and_are_reported(context_dir: Path, tmp_path: Path):
+def test_bad_label_and_duplicate_pair_fail_and_are_reported(gx: dict[str, Path], tmp_path: Path):
     good = make_batch()
     bad = pl.concat([set_row(good, 2, label=1.5), good.head(1)])  # row 0 comes back: same pair_id
 
-    out = validate_pairs(bad, batch_name="ds/v1 bad", reports_dir=tmp_path, context_dir=context_dir)
+    out = validate_pairs(bad, batch_name="ds/v1 bad", reports_dir=tmp_path, **gx)
 
     assert not out.success
     assert sorted(out.failed) == sorted([LABEL_RANGE, UNIQUE_PAIR])
@@ -115,10 +115,8 @@ def test_bad_label_and_duplicate_pair_fail_and_are_reported(context_dir: Path, t
     assert "greater than or equal to 0.0 and less than or equal to 1.0" in text and "1.5" in text
 
 
-def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
-    out = validate_pairs(
-        make_batch().head(0), batch_name="empty", reports_dir=tmp_path, context_dir=context_dir
-    )
+def test_empty_batch_fails_on_row_count(gx: dict[str, Path], tmp_path: Path):
+    out = validate_pairs(make_batch().head(0), batch_name="empty", reports_dir=tmp_path, **gx)
 
     assert not out.success
     assert out.failed == [ROW_COUNT]
@@ -195,29 +193,25 @@ def test_empty_batch_fails_on_row_count(context_dir: Path, tmp_path: Path):
         "missing_column",
     ],
 )
-def test_each_defect_fails_exactly_its_expectation(context_dir, tmp_path, defect, expected):
-    out = validate_pairs(
-        defect(make_batch()), batch_name="defect", reports_dir=tmp_path, context_dir=context_dir
-    )
+def test_each_defect_fails_exactly_its_expectation(gx, tmp_path, defect, expected):
+    out = validate_pairs(defect(make_batch()), batch_name="defect", reports_dir=tmp_path, **gx)
 
     assert sorted(out.failed) == sorted(expected)
     assert not out.success and out.n_evaluated == out.n_expectations
 
 
-def test_max_chars_is_bound_per_call_and_leaves_the_suite_alone(context_dir: Path, tmp_path: Path):
-    suite_file = context_dir / "expectations" / f"{quality.SUITE_NAME}.json"
+def test_max_chars_is_bound_per_call_and_leaves_the_suite_alone(
+    gx: dict[str, Path], tmp_path: Path
+):
+    suite_file = quality.CONTEXT_DIR / "expectations" / f"{quality.SUITE_NAME}.json"
     before = suite_file.read_bytes()
     df = make_batch()  # longest text: "A careful answer 5." = 19 chars
     longest = int(
         df.select(pl.col(*quality.TEXT_COLUMNS).str.len_chars().max()).max_horizontal()[0]
     )
 
-    fits = validate_pairs(
-        df, batch_name="fits", reports_dir=tmp_path, context_dir=context_dir, max_chars=longest
-    )
-    over = validate_pairs(
-        df, batch_name="over", reports_dir=tmp_path, context_dir=context_dir, max_chars=longest - 1
-    )
+    fits = validate_pairs(df, batch_name="fits", reports_dir=tmp_path, **gx, max_chars=longest)
+    over = validate_pairs(df, batch_name="over", reports_dir=tmp_path, **gx, max_chars=longest - 1)
 
     assert fits.success
     # Only "A careful answer 5." (chosen) is that long; "A sloppy answer 5." is one shorter.
@@ -225,11 +219,12 @@ def test_max_chars_is_bound_per_call_and_leaves_the_suite_alone(context_dir: Pat
     assert suite_file.read_bytes() == before
 
 
-def test_committed_context_is_in_sync_with_the_code(context_dir: Path, tmp_path: Path):
-    """Validating must not rewrite committed config: else `pairs_expectations` changed uncommitted."""
-    validate_pairs(make_batch(), batch_name="sync", reports_dir=tmp_path, context_dir=context_dir)
+def test_committed_context_is_in_sync_with_the_code(gx: dict[str, Path], tmp_path: Path):
+    """Validating must not rewrite the config it copied: else `pairs_expectations` changed
+    uncommitted."""
+    validate_pairs(make_batch(), batch_name="sync", reports_dir=tmp_path, **gx)
 
-    committed, copied = committed_files(quality.CONTEXT_DIR), committed_files(context_dir)
+    committed, copied = committed_files(quality.CONTEXT_DIR), committed_files(gx["runtime_dir"])
     assert committed.keys() == copied.keys()
     changed = [
         name for name, p in committed.items() if not filecmp.cmp(p, copied[name], shallow=False)
@@ -251,7 +246,13 @@ def test_unloadable_expectation_in_the_stored_suite_raises(tmp_path: Path):
     suite_file.write_text(json.dumps(suite))
 
     with pytest.raises(SuiteNotFullyEvaluated, match="evaluated"):
-        validate_pairs(make_batch(), batch_name="skip", reports_dir=tmp_path / "r", context_dir=ctx)
+        validate_pairs(
+            make_batch(),
+            batch_name="skip",
+            reports_dir=tmp_path / "r",
+            runtime_dir=tmp_path / "runtime",
+            context_dir=ctx,
+        )
 
 
 @settings(
@@ -263,11 +264,11 @@ def test_unloadable_expectation_in_the_stored_suite_raises(tmp_path: Path):
     )
 )
 def test_label_checks_agree_with_a_direct_count(
-    context_dir: Path, tmp_path: Path, labels: list[float]
+    gx: dict[str, Path], tmp_path: Path, labels: list[float]
 ):
     """GX's range and tie checks against the definitions in the brief, counted by hand."""
     df = make_batch(len(labels)).with_columns(label=pl.Series(labels, dtype=pl.Float64))
-    out = validate_pairs(df, batch_name="labels", reports_dir=tmp_path, context_dir=context_dir)
+    out = validate_pairs(df, batch_name="labels", reports_dir=tmp_path, **gx)
 
     out_of_range = any(not 0.0 <= x <= 1.0 for x in labels)
     non_tie_fraction = sum(x != 0.5 for x in labels) / len(labels)

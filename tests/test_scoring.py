@@ -358,3 +358,17 @@ def test_shards_run_on_a_dask_cluster(scored_demo, tmp_path, monkeypatch):
     on_threads = score_flow(**params, warehouse=copy)
     assert on_dask["pairs"] == on_threads["pairs"] == 160
     assert on_dask["free_gap_mean"] == pytest.approx(on_threads["free_gap_mean"], abs=1e-5)
+
+
+def test_models_loaded_by_concurrent_shard_threads_are_loaded_once_and_real(tmp_path, save_tiny_lm):
+    """Regression: two shard threads loading one LM at once left its parameters on `meta`
+    (transformers' loading is not thread-safe); loads are serialized and shared now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rmcore.stages import scores
+
+    lm = str(save_tiny_lm(tmp_path / "lm"))
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: scores.load_lm(lm, "cpu"), range(8)))
+    assert all(model is loaded[0] for model in loaded)
+    assert {p.device.type for p in loaded[0].model.parameters()} == {"cpu"}

@@ -10,6 +10,7 @@ import polars as pl
 
 from warehouse.catalog import resolve
 from warehouse.connection import frame, insert_row, registered
+from warehouse.predicates import check_predicate, select_where, view_columns
 
 CANDIDATE_COLUMNS = "pair_id, prompt_id, chosen_id, rejected_id, label, split"
 
@@ -25,20 +26,50 @@ def latest_complete_run(con: duckdb.DuckDBPyConnection, dataset_id: int) -> int 
 def candidates(
     con: duckdb.DuckDBPyConnection, *, dataset_id: int, scoring_run_id: int | None, predicate: str
 ) -> pl.DataFrame:
-    """Source pairs matching the user's SQL predicate over `v_pairs_scored` (or `v_pairs`
-    when no scoring run is used). The predicate is user SQL by design; callers run this on a
-    read-only, sandboxed connection so it can neither write nor touch files."""
+    """Source pairs of one dataset (and scoring run) that the user's SQL predicate keeps, over
+    `v_pairs_scored` (or `v_pairs` when no scoring run is used). The scope is a subquery with
+    bound parameters and the predicate, checked by `warehouse.predicates`, filters its rows,
+    so no predicate can reach pairs outside it. Callers run this on a read-only, sandboxed
+    connection so it can neither write nor touch files."""
     if scoring_run_id is None:
-        query = (
-            f"SELECT {CANDIDATE_COLUMNS}, NULL::DOUBLE AS free_gap FROM v_pairs"
-            f" WHERE dataset_id = $1 AND augmentation IS NULL AND ({predicate}) ORDER BY pair_id"
+        return select_where(
+            con,
+            view="v_pairs",
+            select=f"{CANDIDATE_COLUMNS}, NULL::DOUBLE AS free_gap",
+            scope="SELECT * FROM v_pairs WHERE dataset_id = $1 AND augmentation IS NULL",
+            params=[dataset_id],
+            predicate=predicate,
+            order_by="pair_id",
+            hints=_unscored_hints(con),
         )
-        return frame(con, query, [dataset_id])
-    query = (
-        f"SELECT {CANDIDATE_COLUMNS}, free_gap FROM v_pairs_scored"
-        f" WHERE scoring_run_id = $1 AND dataset_id = $2 AND augmentation IS NULL AND ({predicate}) ORDER BY pair_id"
+    return select_where(
+        con,
+        view="v_pairs_scored",
+        select=f"{CANDIDATE_COLUMNS}, free_gap",
+        scope="SELECT * FROM v_pairs_scored WHERE scoring_run_id = $1 AND dataset_id = $2"
+        " AND augmentation IS NULL",
+        params=[scoring_run_id, dataset_id],
+        predicate=predicate,
+        order_by="pair_id",
     )
-    return frame(con, query, [scoring_run_id, dataset_id])
+
+
+def _unscored_hints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {
+        c: " (a column of scored pairs: pass a scoring run, e.g. --scoring-run-id)"
+        for c in view_columns(con, "v_pairs_scored")
+    }
+
+
+def check_candidate_predicate(
+    con: duckdb.DuckDBPyConnection, *, scored: bool, predicate: str
+) -> None:
+    """The check `candidates` starts with, alone: lets the CLI refuse a bad predicate before
+    a flow run starts."""
+    if scored:
+        check_predicate(con, predicate, "v_pairs_scored")
+    else:
+        check_predicate(con, predicate, "v_pairs", hints=_unscored_hints(con))
 
 
 def find_set(con: duckdb.DuckDBPyConnection, name: str, definition_hash: str) -> dict | None:

@@ -15,6 +15,11 @@ import polars as pl
 
 from warehouse.connection import frame, insert_row, registered
 
+# What a write transaction raises when a concurrent one in the same process wrote the same
+# keys first (two ingests of one source at once), or holds the file open read-only for a
+# moment (publishing the snapshot): the caller retries and re-reads instead of failing.
+CONFLICTS = (duckdb.ConstraintException, duckdb.TransactionException, duckdb.ConnectionException)
+
 
 @dataclass(frozen=True)
 class DatasetRow:

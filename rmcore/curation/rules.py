@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rmcore.errors import InvalidArgument
+
 WeightingRule = Callable[..., np.ndarray]
 
 
@@ -40,7 +42,7 @@ def prompt_free_filter(free: np.ndarray, *, q: float = 0.5, seed: int = 0) -> np
     A stable sort breaks ties at the threshold by position, so the result is deterministic.
     """
     if not (_is_number(q) and 0.0 < q <= 1.0):
-        raise ValueError(f"q must be a fraction in (0, 1], got {q!r}")
+        raise InvalidArgument(f"q must be a fraction in (0, 1], got {q!r}")
     n = free.shape[0]
     n_keep = min(n, max(1, math.floor(q * n + 0.5)))
     weights = np.zeros(n)
@@ -56,10 +58,10 @@ def priority_sampling(
     n = free.shape[0]
     size = n if size is None else size
     if not (isinstance(size, int | np.integer) and not isinstance(size, bool) and size >= 0):
-        raise ValueError(f"size must be a non-negative integer, got {size!r}")
+        raise InvalidArgument(f"size must be a non-negative integer, got {size!r}")
     if n == 0:
         if size:
-            raise ValueError("priority-sampling cannot draw from zero pairs")
+            raise InvalidArgument("priority-sampling cannot draw from zero pairs")
         return np.zeros(0)
     logits = -free / tau  # (N,)
     p = np.exp(logits - logits.max())  # shifted: stable for large |free| / tau
@@ -80,7 +82,7 @@ def apply_rule(
 ) -> np.ndarray:
     """Weights (N,) from a named rule, with errors that name the bad input and the options."""
     if name not in WEIGHTING_RULES:
-        raise ValueError(
+        raise InvalidArgument(
             f"unknown weighting rule {name!r}; choose one of {sorted(WEIGHTING_RULES)}"
         )
     rule = WEIGHTING_RULES[name]
@@ -88,7 +90,9 @@ def apply_rule(
     allowed = sorted(set(inspect.signature(rule).parameters) - {"free", "seed"})
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"rule {name!r} got unknown parameter(s) {unknown}; it accepts {allowed}")
+        raise InvalidArgument(
+            f"rule {name!r} got unknown parameter(s) {unknown}; it accepts {allowed}"
+        )
     free = np.asarray(free, dtype=np.float64)
     if free.ndim != 1:
         raise ValueError(f"free must be 1-D (one gap per pair), got shape {free.shape}")
@@ -105,4 +109,4 @@ def _is_number(value: object) -> bool:
 
 def _check_positive(name: str, value: float) -> None:
     if not (_is_number(value) and 0 < value < math.inf):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise InvalidArgument(f"{name} must be a positive finite number, got {value!r}")

@@ -4,9 +4,15 @@ Every input row ends in exactly one of two places: its pairs are stored, or the 
 quarantined with a machine-readable reason code. `IngestBatch.reconciles` checks
 `n_input == n_rows_stored + n_quarantined`, the invariant the flow prints and enforces.
 
-Reason codes: unparseable, invalid_utf8, missing_field, wrong_type, no_shared_prompt,
-no_preference, empty_text, text_too_long, identical_responses, invalid_label,
-invalid_split, duplicate_pair.
+Reason codes: unparseable, invalid_utf8, line_too_long, too_deep, wrong_field_count,
+missing_field, wrong_type, no_shared_prompt, no_preference, empty_text, text_too_long,
+identical_responses, invalid_label, invalid_split, duplicate_pair. The first five are
+given by the reader (rmcore.ingest.sources) with a per-row message: `line_too_long` a JSON
+line over `IngestConfig.max_line_bytes`, `too_deep` a record nesting deeper than
+`IngestConfig.max_depth`, `wrong_field_count` a CSV row with more fields than its header.
+
+A source in which no row could be read at all (not UTF-8, not JSON) is not quarantined row
+by row when its format is to be detected: `build_batch` raises a SourceError naming why.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from rmcore.config import IngestConfig
+from rmcore.errors import SourceError
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
     CONSUMED_KEYS,
@@ -209,7 +216,11 @@ def build_batch(
     """Canonical pairs and quarantine rows for one source. `namespace` (e.g. "name@version")
     goes into each pair id so the same pair in two dataset versions keeps two ids.
     `progress` shows a bar over the record-by-record path (the slow one on big files)."""
-    fmt = fmt or detect_format(raw.iter_records())
+    if fmt is None:
+        unreadable = raw.unreadable()
+        if unreadable is not None:
+            raise SourceError(unreadable)
+        fmt = detect_format(raw.iter_records())
     if fmt not in FORMATS:
         raise FormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if ranked_mode not in RANKED_MODES:

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from rmcore.errors import FormatError
 from rmcore.textnorm import WHITESPACE
 
 FORMATS = ("explicit", "implicit", "conversational", "annotated", "ranked")
@@ -61,10 +62,6 @@ class Reject(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
-
-
-class FormatError(ValueError):
-    """The source as a whole does not match a known (or the requested) format."""
 
 
 # ----------------------------------------------------------------------------- detection

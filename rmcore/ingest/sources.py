@@ -8,22 +8,33 @@ quarantine it and the count `input rows = stored + quarantined` always holds.
 JSON lines are read two ways. Column-wise first, with pyarrow: strict about types (a field
 that changes from string to number fails the read), so typed columns can be trusted and
 the batch builder maps the common formats without a per-record Python loop. When that
-read fails or could differ from the record reader (invalid UTF-8, `null` lines, a leading
-BOM, dates nested in objects), the file goes to the record-by-record reader alone:
+read fails or could differ from the record reader (invalid UTF-8, `null` lines, dates nested in
+objects, a line over a parsing limit), the file goes to the record-by-record reader alone:
 orjson, falling back to the standard library for NaN and lone surrogates. Polars' NDJSON
 reader is not used because it silently coerces mixed-type fields to strings
 (`"chosen": 5` becomes `"5"`), which would hide exactly the wrong-type rows we must
 quarantine. One difference remains by design: column-wise, a key missing from a row
 reads as null, so its provenance JSON lists it as null.
+
+Before any parsing, text sources (JSON lines, JSON, CSV) are checked by content, never by
+name: a UTF-8 byte-order mark is dropped, UTF-16 and UTF-32 files (with a byte-order mark)
+are decoded to UTF-8, and archives, Parquet files and other binary content are refused with
+a `SourceError` that says what the bytes look like. Parsing limits keep one hostile row from
+taking the process down: a JSON line longer than `max_line_bytes` is quarantined as
+`line_too_long` unparsed, and a record nesting objects/arrays deeper than `max_depth` as
+`too_deep` (pyarrow crashes on ~100k levels and the standard library recurses, so deep
+lines never reach either).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -35,11 +46,21 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from rmcore.config import IngestConfig
+from rmcore.errors import InvalidArgument, SourceError
+
 FILE_KINDS = ("jsonl", "json", "parquet", "csv", "hf-disk", "hf-hub")
+_DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv", ".gz")
+_ORJSON_MAX_DEPTH = 1024  # orjson refuses deeper documents itself; max_depth must stay below
+MAX_DEPTH_CAP = 1000
 
 
-class SourceError(ValueError):
-    """The source as a whole cannot be read (missing file, unknown kind, not JSON at all)."""
+class Limits(NamedTuple):
+    """Per-row parsing limits (see `IngestConfig.max_line_bytes` and `max_depth`)."""
+
+    max_line_bytes: int = IngestConfig.max_line_bytes
+    max_depth: int = IngestConfig.max_depth
+    check_depth: bool = True  # False once the column-wise read showed no row is too deep
 
 
 class ParsedRows(NamedTuple):
@@ -66,6 +87,9 @@ class RawRecords:
     parse: Callable[[], ParsedRows] = field(repr=False)
     table: pl.DataFrame | None = None
     lines: list[bytes] | None = field(default=None, repr=False)  # JSON lines: each row's bytes
+    limits: Limits = field(default_factory=Limits)
+    uri: str = ""
+    utf8_error: str | None = None  # where the file stops being UTF-8 ("byte 0x.. at offset ..")
 
     def __len__(self) -> int:
         return self.n_rows
@@ -82,19 +106,44 @@ class RawRecords:
         """Records in order, each parsed as it is reached: detection reads only the first few."""
         if "rows" not in self.__dict__:
             if self.lines is not None:
-                return (_parse_line(line)[0] for line in self.lines)
+                return (_parse_line(line, self.limits)[0] for line in self.lines)
             if self.table is not None:
                 return self.table.iter_rows(named=True)
         return iter(self.records)
 
+    def unreadable(self) -> str | None:
+        """Why no row became a record, when none did (None otherwise): the message for a
+        source that is not data at all rather than a source with some bad rows."""
+        if self.n_rows == 0 or any(r is not None for r in self.iter_records()):
+            return None
+        errors = [e for e in self.rows.errors if e]
+        where = f"{self.uri}: " if self.uri else ""
+        if errors.count("invalid_utf8") * 2 > len(errors):
+            first = f" (first: {self.utf8_error})" if self.utf8_error else ""
+            return (
+                f"{where}not UTF-8: {errors.count('invalid_utf8')} of {self.n_rows} rows are not"
+                f" valid UTF-8{first}; re-encode the file as UTF-8"
+                " (e.g. `iconv -f latin1 -t utf-8`)"
+            )
+        counts = ", ".join(f"{e} {errors.count(e)}" for e in sorted(set(errors)))
+        first = next(m for m in self.rows.messages if m)
+        return f"{where}no row could be read ({counts}); the first: {first}"
+
     def raw_text(self, i: int) -> str:
         """Row i as stored in quarantine: its line as read, else its record as JSON."""
         if self.lines is not None:
-            return self.lines[i].decode("utf-8", errors="backslashreplace").rstrip("\r")
+            line = self.lines[i]
+            if len(line) > self.limits.max_line_bytes:  # the limit protects the warehouse too
+                head = line[:_RAW_HEAD].decode("utf-8", errors="backslashreplace")
+                return f"{head}... [{len(line):,} bytes; truncated]"
+            return line.decode("utf-8", errors="backslashreplace").rstrip("\r")
         if self.table is not None:
             return _dumps(self.table.row(i, named=True))
         raw = self.rows.raw[i]
         return raw if raw is not None else _dumps(self.records[i])
+
+
+_RAW_HEAD = 1024  # bytes of a line over `max_line_bytes` kept in quarantine
 
 
 def _dumps(record: Any) -> str:
@@ -114,6 +163,8 @@ def detect_kind(uri: str) -> str:
             return "hf-disk"
         raise SourceError(f"{uri} is a folder but not a Hugging Face `save_to_disk` folder")
     if p.exists():
+        if _head(p, 4) == b"PAR1":  # by content: a Parquet file whatever its name
+            return "parquet"
         name = p.name.lower().removesuffix(".gz")
         for suffix, kind in (
             (".jsonl", "jsonl"),
@@ -127,9 +178,46 @@ def detect_kind(uri: str) -> str:
         raise SourceError(
             f"cannot tell the kind of {uri} from its name; pass --kind ({', '.join(FILE_KINDS)})"
         )
-    if "/" in uri and not uri.startswith((".", "/")) and uri.count("/") == 1:
+    looks_like_file = uri.lower().endswith(_DATA_SUFFIXES)
+    if (
+        "/" in uri
+        and not uri.startswith((".", "/"))
+        and uri.count("/") == 1
+        and not looks_like_file
+    ):
         return "hf-hub"
     raise SourceError(f"source not found: {uri}")
+
+
+def _head(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror or err}") from err
+
+
+def check_source(uri: str, kind: str | None = None) -> str:
+    """The source's kind, once it is known to exist and be readable: a cheap check (no
+    parsing, no Prefect) that callers run before starting any work. Raises SourceError."""
+    if kind is not None and kind not in FILE_KINDS:
+        raise SourceError(f"unknown source kind {kind!r}; expected one of {', '.join(FILE_KINDS)}")
+    kind = kind or detect_kind(uri)
+    if kind == "hf-hub":
+        return kind
+    p = Path(uri)
+    if not p.exists():
+        raise SourceError(f"source not found: {uri}")
+    if kind == "hf-disk":
+        if not p.is_dir():
+            raise SourceError(f"{uri} is not a folder; --kind hf-disk needs a save_to_disk folder")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise SourceError(f"cannot read the folder {uri}: permission denied")
+        return kind
+    if p.is_dir():
+        raise SourceError(f"{uri} is a folder, not a {kind} file")
+    _head(p, 1)
+    return kind
 
 
 def content_hash(uri: str, kind: str) -> str:
@@ -144,9 +232,12 @@ def content_hash(uri: str, kind: str) -> str:
     for f in files:
         if kind == "hf-disk":
             h.update(str(f.relative_to(p)).encode())
-        with open(f, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
+        try:
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        except OSError as err:
+            raise SourceError(f"cannot read {f}: {err.strerror or err}") from err
     return h.hexdigest()
 
 
@@ -154,7 +245,10 @@ def _read_bytes(path: Path) -> bytes:
     """File bytes, gunzipped when the name says .gz or the magic bytes say gzip. A plain file
     whose first line happens to start with the gzip magic is read as it is (its bad line
     then goes to quarantine) rather than failing the whole source."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror or err}") from err
     if path.name.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
@@ -169,8 +263,9 @@ def _parse(text_or_bytes: bytes | str) -> tuple[Any, str | None, str | None]:
     surrogates, which we want to see as invalid labels / invalid UTF-8, not as parse errors."""
     try:
         return orjson.loads(text_or_bytes), None, None
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as err:
+        if "depth" in str(err) or "ecursion" in str(err):
+            return None, "too_deep", None  # the caller names its limit
     try:
         text = text_or_bytes.decode("utf-8") if isinstance(text_or_bytes, bytes) else text_or_bytes
         value = json.loads(text)
@@ -178,6 +273,8 @@ def _parse(text_or_bytes: bytes | str) -> tuple[Any, str | None, str | None]:
         return None, "invalid_utf8", f"line is not valid UTF-8: {err}"
     except json.JSONDecodeError as err:
         return None, "unparseable", f"not valid JSON: {err.msg} at column {err.colno}"
+    except RecursionError:
+        return None, "too_deep", None
     if _has_surrogates(json.dumps(value, ensure_ascii=False)):
         return (
             None,
@@ -187,37 +284,158 @@ def _parse(text_or_bytes: bytes | str) -> tuple[Any, str | None, str | None]:
     return value, None, None
 
 
-def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+def _too_deep(limits: Limits) -> str:
+    return f"objects/arrays nest more than {limits.max_depth} levels deep (the max_depth limit)"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects/arrays more than `limit` levels (a flat record is 1),
+    level by level without recursion, stopping at the limit."""
+    level, depth = [value], 0
+    while level := [v for v in level if isinstance(v, dict | list)]:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)]
+    return False
+
+
+def _may_be_deep(line: bytes, limit: int) -> bool:
+    """A cheap bound: a line with at most `limit` brackets cannot nest deeper."""
+    return line.count(b"[") + line.count(b"{") > limit
+
+
+def _parse_line(
+    line: bytes, limits: Limits
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    if len(line) > limits.max_line_bytes:
+        return (
+            None,
+            "line_too_long",
+            f"line is {len(line):,} bytes, over the limit max_line_bytes={limits.max_line_bytes:,}",
+        )
     value, err, msg = _parse(line)
     if err is None and not isinstance(value, dict):
         err, msg = "unparseable", f"expected a JSON object, got {type(value).__name__}"
+    elif err is None and limits.check_depth and _may_be_deep(line, limits.max_depth):
+        err = "too_deep" if _deeper_than(value, limits.max_depth) else None
+    if err == "too_deep":
+        msg = _too_deep(limits)
     return (value if err is None else None), err, msg
 
 
-def _parse_lines(lines: list[bytes]) -> ParsedRows:
-    parsed = [_parse_line(line) for line in lines]
+def _parse_lines(lines: list[bytes], limits: Limits) -> ParsedRows:
+    parsed = [_parse_line(line, limits) for line in lines]
     records, errors, messages = ([p[k] for p in parsed] for k in range(3))
     return ParsedRows(records, errors, messages, [None] * len(lines))
 
 
-_BOM = b"\xef\xbb\xbf"
+_ARROW_SAFE_BRACKETS = 1000  # pyarrow recurses per level and crashes near 100k levels
 
 
-def _record_only(data: bytes, lines: list[bytes]) -> bool:
+def _record_only(lines: list[bytes], limits: Limits) -> bool:
     """Lines pyarrow reads differently from the record reader: `null` (an all-null row, and a
-    crash of the whole process when it comes first) and a byte-order mark at the start of
-    the file (skipped; anywhere else pyarrow fails on it)."""
-    return data.startswith(_BOM) or any(ln.strip() == b"null" for ln in lines if len(ln) < 16)
-
-
-def _is_utf8(data: bytes) -> bool:
-    if data.isascii():  # the common case, without decoding a copy
+    crash of the whole process when it comes first), lines over `max_line_bytes`, and lines
+    that may nest deep enough to crash pyarrow (more brackets than `_ARROW_SAFE_BRACKETS`, so
+    also more bytes): the record reader quarantines them."""
+    if any(ln.strip() == b"null" for ln in lines if len(ln) < 16):
         return True
+    if max(map(len, lines)) > limits.max_line_bytes:
+        return True
+    return any(_may_be_deep(ln, _ARROW_SAFE_BRACKETS) for ln in lines if len(ln) > 1000)
+
+
+def _arrow_depth(dtype: pa.DataType) -> int:
+    """Levels of objects/arrays a value of this type nests (a string is 0)."""
+    inner = [dtype.field(i).type for i in range(dtype.num_fields)]
+    if pa.types.is_struct(dtype) or pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return 1 + max(map(_arrow_depth, inner), default=0)
+    return 0
+
+
+def _utf8_error(data: bytes) -> str | None:
+    """None for valid UTF-8, else where it first breaks: "byte 0x.. at offset N"."""
+    if data.isascii():  # the common case, without decoding a copy
+        return None
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    except UnicodeDecodeError as err:
+        return f"byte 0x{data[err.start]:02x} at offset {err.start}"
+    return None
+
+
+# Text encodings recognised by their byte-order mark (UTF-32 before UTF-16: FF FE 00 00).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+
+# What binary content looks like, by its magic bytes at offset 0.
+_MAGIC = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive (empty)"),
+    (b"PAR1", "a Parquet file (pass --kind parquet)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x93NUMPY", "a NumPy array"),
+    (b"\x7fELF", "an executable"),
+)
+_SNIFF_BYTES = 8000  # like git: NUL bytes in the first 8000 bytes mean binary
+
+
+def _looks_binary(data: bytes) -> str | None:
+    """What `data` looks like when it is not text, else None."""
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            return what
+    if data[4:10] == b"1AY&SY" and data[:3] == b"BZh":
+        return "a bzip2 archive"
+    if data[257:262] == b"ustar":
+        return "a tar archive"
+    if data[8:12] == b"DUCK":
+        return "a DuckDB database"
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle"
+    head = data[:_SNIFF_BYTES]
+    if b"\x00" in head:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if len(head) < 16:
+            pass
+        elif odd > len(head) // 4 and even == 0:
+            return "UTF-16 (little-endian) text without a byte-order mark; re-encode it as UTF-8"
+        if even > len(head) // 4 and odd == 0:
+            return "UTF-16 (big-endian) text without a byte-order mark; re-encode it as UTF-8"
+        return "binary data (it holds NUL bytes)"
+    return None
+
+
+def _read_text(path: Path, kind: str) -> bytes:
+    """The bytes of a text source as UTF-8: gunzipped, a byte-order mark dropped (UTF-16/32
+    decoded), refused when the content is binary whatever the name says."""
+    data = _read_bytes(path)
+    if data.startswith(codecs.BOM_UTF8):  # dropped: rows stay valid or invalid one by one
+        data = data[len(codecs.BOM_UTF8) :]
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                data = data.decode(codec).encode("utf-8")
+            except UnicodeError as err:
+                raise SourceError(
+                    f"{path} starts with a {name} byte-order mark but is not valid {name}"
+                    f" ({err.reason} at offset {err.start}); re-encode it as UTF-8"
+                ) from err
+            break
+    what = _looks_binary(data)
+    if what is not None:
+        raise SourceError(f"{path} is not {kind} text: its content looks like {what}")
+    return data
 
 
 def _has_temporal(dtype: pa.DataType) -> bool:
@@ -234,12 +452,14 @@ def _arrow_json(data: bytes, block_size: int, schema: pa.Schema | None) -> pa.Ta
     )
 
 
-def _strict_table(data: bytes, lines: list[bytes]) -> pl.DataFrame | None:
+def _strict_table(
+    data: bytes, lines: list[bytes], limits: Limits, utf8_error: str | None
+) -> pl.DataFrame | None:
     """The JSON lines as typed columns, or None when some row needs the record reader.
     pyarrow rejects the syntax orjson rejects and fails when a field changes type, but it
     accepts invalid UTF-8, reads ISO dates as timestamps (pinned back to strings here) and
     treats a few lines differently (`_record_only`)."""
-    if not lines or _record_only(data, lines) or not _is_utf8(data):
+    if not lines or utf8_error is not None or _record_only(lines, limits):
         return None
     block_size = max(1 << 20, max(map(len, lines)) + 1)  # a row must fit in one block
     try:
@@ -253,34 +473,64 @@ def _strict_table(data: bytes, lines: list[bytes]) -> pl.DataFrame | None:
         return None
     if table.num_rows != len(lines) or any(_has_temporal(f.type) for f in table.schema):
         return None
+    # The inferred schema nests as deep as the deepest row: within the limit, every row is.
+    if 1 + max((_arrow_depth(f.type) for f in table.schema), default=0) > limits.max_depth:
+        return None
     return pl.from_arrow(table)
 
 
-def _read_jsonl(data: bytes, columnar: bool) -> RawRecords:
+def _read_jsonl(data: bytes, columnar: bool, limits: Limits) -> RawRecords:
     lines = [ln for ln in data.split(b"\n") if ln.strip()]
-    table = _strict_table(data, lines) if columnar else None
-    return RawRecords("jsonl", len(lines), partial(_parse_lines, lines), table, lines)
+    utf8_error = _utf8_error(data)
+    table = _strict_table(data, lines, limits, utf8_error) if columnar else None
+    if table is not None:  # no row nests too deep: the record reader need not walk them
+        limits = limits._replace(check_depth=False)
+    return RawRecords(
+        "jsonl",
+        len(lines),
+        partial(_parse_lines, lines, limits),
+        table,
+        lines,
+        limits=limits,
+        utf8_error=utf8_error,
+    )
 
 
-def _read_json_array(data: bytes, columnar: bool) -> RawRecords:
+def _read_json_array(data: bytes, columnar: bool, limits: Limits) -> RawRecords:
     value, err, msg = _parse(data)
     if err is not None:
         # A JSON-lines file named .json is common enough to accept.
         if data.lstrip()[:1] == b"{":
-            return _read_jsonl(data, columnar)
+            return _read_jsonl(data, columnar, limits)
+        if err == "too_deep":
+            msg = _too_deep(limits)
+        elif err == "invalid_utf8" and (where := _utf8_error(data)):
+            msg = f"not UTF-8: {where}; re-encode the file as UTF-8"
         raise SourceError(f"the file is not a JSON array: {msg}")
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise SourceError(f"expected a JSON array of records, got {type(value).__name__}")
-    bad = [None if isinstance(v, dict) else "unparseable" for v in value]
+    check = _may_be_deep(data, limits.max_depth + 1)  # the array itself is one level
+    deep = [check and isinstance(v, dict) and _deeper_than(v, limits.max_depth) for v in value]
+    bad = [
+        "too_deep" if d else None if isinstance(v, dict) else "unparseable"
+        for v, d in zip(value, deep, strict=True)
+    ]
+    too_deep = _too_deep(limits)
     rows = ParsedRows(
-        [v if isinstance(v, dict) else None for v in value],
+        [v if b is None else None for v, b in zip(value, bad, strict=True)],
         bad,
-        [None if b is None else "array element is not a JSON object" for b in bad],
-        [None if isinstance(v, dict) else _dumps(v) for v in value],
+        [
+            None if b is None else too_deep if d else "array element is not a JSON object"
+            for b, d in zip(bad, deep, strict=True)
+        ],
+        [
+            None if b is None else "[not stored: too deep]" if d else _dumps(v)
+            for v, b, d in zip(value, bad, deep, strict=True)
+        ],
     )
-    return RawRecords("json", len(value), lambda: rows)
+    return RawRecords("json", len(value), lambda: rows, limits=limits)
 
 
 def _json_typed(dtype: pl.DataType) -> bool:
@@ -291,30 +541,68 @@ def _json_typed(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Boolean, pl.Int64, pl.Float64, pl.Null)
 
 
-def _from_frame(kind: str, frame: pl.DataFrame, columnar: bool) -> RawRecords:
+def _dtype_depth(dtype: pl.DataType) -> int:
+    if isinstance(dtype, pl.Struct):
+        return 1 + max((_dtype_depth(f.dtype) for f in dtype.fields), default=0)
+    if isinstance(dtype, pl.List | pl.Array):
+        return 1 + _dtype_depth(dtype.inner)
+    return 0
+
+
+def _from_frame(
+    kind: str, frame: pl.DataFrame, columnar: bool, limits: Limits, uri: str = ""
+) -> RawRecords:
+    for col, dtype in frame.schema.items():
+        if 1 + _dtype_depth(dtype) > limits.max_depth:  # the record is one level itself
+            raise SourceError(
+                f"{uri}: column {col!r} nests more than {limits.max_depth} levels deep"
+                " (the max_depth limit)"
+            )
+
     def rows() -> ParsedRows:
         n = frame.height
         return ParsedRows(frame.to_dicts(), [None] * n, [None] * n, [None] * n)
 
     typed = columnar and all(_json_typed(t) for t in frame.schema.values())
-    return RawRecords(kind, frame.height, rows, frame if typed else None)
+    return RawRecords(kind, frame.height, rows, frame if typed else None, limits=limits, uri=uri)
 
 
-def _read_csv(data: bytes, columnar: bool) -> RawRecords:
+def _read_csv(data: bytes, columnar: bool, limits: Limits, uri: str) -> RawRecords:
+    if not data.strip():
+        raise SourceError(f"{uri} is empty: a CSV source needs a header row and data rows")
     try:
         frame = pl.read_csv(data, infer_schema=False)
     except pl.exceptions.ComputeError:
-        # Invalid UTF-8 somewhere: decode row by row so only the bad rows are lost to quarantine.
-        text = data.decode("utf-8", errors="surrogateescape")
-        rows = ParsedRows([], [], [], [])
-        for row in csv.DictReader(io.StringIO(text)):
-            bad = any(isinstance(v, str) and _has_surrogates(v) for v in row.values())
-            rows.records.append(None if bad else row)
-            rows.errors.append("invalid_utf8" if bad else None)
-            rows.messages.append("row is not valid UTF-8" if bad else None)
-            rows.raw.append(_dumps({k: _escape(v) for k, v in row.items()}))
-        return RawRecords("csv", len(rows.records), lambda: rows)
-    return _from_frame("csv", frame, columnar)
+        # Invalid UTF-8 or a ragged row somewhere: read row by row so that only the bad rows
+        # are lost to quarantine.
+        return _read_csv_rows(data, limits, uri)
+    return _from_frame("csv", frame, columnar, limits, uri)
+
+
+def _read_csv_rows(data: bytes, limits: Limits, uri: str) -> RawRecords:
+    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        table = [r for r in csv.reader(io.StringIO(text)) if r]  # blank lines are no rows
+    except csv.Error as err:
+        raise SourceError(f"{uri} is not a readable CSV file: {err}") from err
+    header, body = table[0], table[1:]
+    rows = ParsedRows([], [], [], [])
+    for fields in body:
+        reason, message = None, None
+        if len(fields) > len(header):
+            reason = "wrong_field_count"
+            message = f"row has {len(fields)} fields, the header has {len(header)}"
+        elif any(_has_surrogates(v) for v in fields):
+            reason, message = "invalid_utf8", "row is not valid UTF-8"
+        padded = fields + [None] * (len(header) - len(fields))  # short rows: missing fields
+        rec = dict(zip(header, padded, strict=False))
+        rows.records.append(rec if reason is None else None)
+        rows.errors.append(reason)
+        rows.messages.append(message)
+        raw = rec if reason != "wrong_field_count" else fields
+        rows.raw.append(_dumps(_escape(raw)))
+    utf8_error = _utf8_error(data)
+    return RawRecords("csv", len(body), lambda: rows, limits=limits, uri=uri, utf8_error=utf8_error)
 
 
 def _has_surrogates(text: str) -> bool:
@@ -326,6 +614,10 @@ def _has_surrogates(text: str) -> bool:
 
 
 def _escape(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _escape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_escape(x) for x in v]
     if isinstance(v, str) and _has_surrogates(v):
         return v.encode("utf-8", errors="surrogateescape").decode(
             "utf-8", errors="backslashreplace"
@@ -333,50 +625,110 @@ def _escape(v: Any) -> Any:
     return v
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def _load_hub(uri: str, split: str = "train"):
     import datasets
 
-    return datasets.load_dataset(uri, split=split)
+    try:
+        return datasets.load_dataset(uri, split=split)
+    except Exception as err:  # any failure of the hub client: offline, unknown id, no split
+        offline = any(
+            os.environ.get(v, "").lower() in ("1", "true", "yes")
+            for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+        )
+        hint = " (offline mode is on: HF_HUB_OFFLINE)" if offline else ""
+        raise SourceError(
+            f"cannot load {uri!r} from the Hugging Face Hub ({_one_line(err)}); a hub id needs"
+            f" a network{hint} or a local copy: pass a `save_to_disk` folder or a file instead"
+        ) from err
 
 
-def _read_hf_disk(path: Path, split: str | None, columnar: bool) -> RawRecords:
+def _read_hf_disk(path: Path, split: str | None, columnar: bool, limits: Limits) -> RawRecords:
     import datasets
 
-    ds = datasets.load_from_disk(str(path))
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as err:  # garbage state.json, missing arrow files, a foreign folder
+        raise SourceError(
+            f"{path} is not a readable Hugging Face `save_to_disk` folder ({_one_line(err)});"
+            " re-create it with `Dataset.save_to_disk`"
+        ) from err
+    uri = str(path)
     if isinstance(ds, datasets.DatasetDict):
         names = list(ds.keys())
+        if split is not None and split not in names:
+            raise SourceError(f"{path} has no split {split!r}; it has {', '.join(names)}")
         if split is None and len(names) > 1:
             frames = [
                 pl.from_arrow(ds[s].data.table).with_columns(pl.lit(s).alias("split"))
                 for s in names
             ]
-            return _from_frame("hf-disk", pl.concat(frames, how="diagonal_relaxed"), columnar)
+            frame = pl.concat(frames, how="diagonal_relaxed")
+            return _from_frame("hf-disk", frame, columnar, limits, uri)
         ds = ds[split or names[0]]
-    return _from_frame("hf-disk", pl.from_arrow(ds.data.table), columnar)
+    return _from_frame("hf-disk", pl.from_arrow(ds.data.table), columnar, limits, uri)
+
+
+def _read_parquet(path: Path, columnar: bool, limits: Limits) -> RawRecords:
+    head = _head(path, 4)
+    if head != b"PAR1":
+        data = _read_bytes(path)
+        what = _looks_binary(data) or ("empty" if not data else "text")
+        raise SourceError(f"{path} is not a Parquet file (no PAR1 magic): its content is {what}")
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as err:
+        raise SourceError(f"{path} is not a readable Parquet file ({_one_line(err)})") from err
+    return _from_frame("parquet", frame, columnar, limits, str(path))
 
 
 def read_source(
-    uri: str, kind: str | None = None, *, split: str | None = None, columnar: bool = True
+    uri: str,
+    kind: str | None = None,
+    *,
+    split: str | None = None,
+    columnar: bool = True,
+    max_line_bytes: int = IngestConfig.max_line_bytes,
+    max_depth: int = IngestConfig.max_depth,
 ) -> RawRecords:
-    """Every row of the source, in order; rows that fail to decode or parse are kept as
-    `None` records with a reason code. `columnar=False` skips the column-wise JSON-lines
-    read (the record reader then sees every row, as it does whenever that read fails)."""
+    """Every row of the source, in order; rows that fail to decode, parse or pass a parsing
+    limit are kept as `None` records with a reason code. `columnar=False` skips the
+    column-wise JSON-lines read (the record reader then sees every row, as it does whenever
+    that read fails). Raises SourceError for a source that holds no rows or is not data."""
+    if max_line_bytes < 1:
+        raise InvalidArgument(f"max_line_bytes must be positive, got {max_line_bytes}")
+    if not 1 <= max_depth <= MAX_DEPTH_CAP:
+        raise InvalidArgument(f"max_depth must be in [1, {MAX_DEPTH_CAP}], got {max_depth}")
+    limits = Limits(max_line_bytes=max_line_bytes, max_depth=max_depth)
     kind = kind or detect_kind(uri)
     if kind == "hf-hub":
         table = _load_hub(uri, split or "train").data.table
-        return _from_frame("hf-hub", pl.from_arrow(table), columnar)
-    if kind == "hf-disk":
-        return _read_hf_disk(Path(uri), split, columnar)
-    path = Path(uri)
-    if not path.exists():
-        raise SourceError(f"source not found: {uri}")
-    if kind == "parquet":
-        return _from_frame("parquet", pl.read_parquet(path), columnar)
-    data = _read_bytes(path)
-    if kind == "jsonl":
-        return _read_jsonl(data, columnar)
-    if kind == "json":
-        return _read_json_array(data, columnar)
-    if kind == "csv":
-        return _read_csv(data, columnar)
-    raise SourceError(f"unknown source kind {kind!r}; expected one of {', '.join(FILE_KINDS)}")
+        raw = _from_frame("hf-hub", pl.from_arrow(table), columnar, limits, uri)
+    elif kind == "hf-disk":
+        raw = _read_hf_disk(Path(uri), split, columnar, limits)
+    elif kind not in FILE_KINDS:
+        raise SourceError(f"unknown source kind {kind!r}; expected one of {', '.join(FILE_KINDS)}")
+    else:
+        path = Path(uri)
+        if not path.exists():
+            raise SourceError(f"source not found: {uri}")
+        if path.is_dir():
+            raise SourceError(f"{uri} is a folder, not a {kind} file")
+        if kind == "parquet":
+            raw = _read_parquet(path, columnar, limits)
+        else:
+            data = _read_text(path, kind)
+            if kind == "csv":
+                raw = _read_csv(data, columnar, limits, uri)
+            elif kind == "json":
+                raw = _read_json_array(data, columnar, limits)
+            else:
+                raw = _read_jsonl(data, columnar, limits)
+    if raw.n_rows == 0:
+        raise SourceError(f"{uri} holds no rows (an empty file, or a header only)")
+    raw.uri = uri
+    return raw

@@ -12,6 +12,7 @@ import logging
 
 import polars as pl
 
+from rmcore.errors import InvalidArgument
 from rmcore.evaluation.evaluate import evaluate_pairs, prompt_swap_rows
 from rmcore.evaluation.metrics import make_prompt_swap_pairs
 from rmcore.stages.scores import load_model, lookup_scores, score_combos
@@ -31,7 +32,7 @@ def load_test_pairs(
     with reader(warehouse) as con:
         test = split_pairs(con, dataset_id, split)
     if test.height == 0:
-        raise ValueError(f"dataset {dataset_id} has no {split!r} pairs to benchmark on")
+        raise InvalidArgument(f"dataset {dataset_id} has no {split!r} pairs to benchmark on")
     extra = [pl.col("provenance").str.json_path_match(f"$.{g}").alias(g) for g in group_by]
     return test.with_columns(extra) if extra else test
 
@@ -52,7 +53,7 @@ def create_run(
         dataset_id = catalog.resolve_dataset(con, dataset)
         n_test = split_pair_refs(con, dataset_id, split).height
     if n_test == 0:
-        raise ValueError(f"{dataset!r} has no {split!r} pairs to benchmark on")
+        raise InvalidArgument(f"{dataset!r} has no {split!r} pairs to benchmark on")
     with transaction(warehouse) as con:
         run_id = sql.create_run(
             con,

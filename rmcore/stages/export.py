@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from rmcore.errors import InvalidArgument
 from warehouse import curation as sql
 from warehouse.connection import reader
 
@@ -24,7 +25,7 @@ def export_frame(warehouse: str | None, curated_set: str) -> pl.DataFrame:
 def export_set(warehouse: str | None, curated_set: str, path: str, fmt: str = "parquet") -> dict:
     """Write the set to `path` as parquet, JSON lines or a `datasets` folder (`hf`)."""
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise InvalidArgument(f"format must be one of {FORMATS}, got {fmt!r}")
     frame = export_frame(warehouse, curated_set)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import torch
 
 from rmcore.config import ScoringConfig
 from rmcore.decomposition import scoring
+from rmcore.errors import NotFound
 from rmcore.models.base import pick_device
 from rmcore.stages import scores
 from warehouse import catalog, models
@@ -127,7 +128,7 @@ def plan_run(
         pool_id = catalog.resolve_dataset(con, pool) if pool else dataset_id
         model = model or models.latest_model(con, dataset_id)
         if model is None:
-            raise LookupError(
+            raise NotFound(
                 f"no reward model trained on {dataset!r} yet: train one (`rmcurate train`) or pass --model PATH"
             )
         pairs = sql.dataset_pairs(con, dataset_id)

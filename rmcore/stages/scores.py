@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -23,22 +25,41 @@ from warehouse.connection import reader, transaction
 
 BUNDLED_ENCODER = "bundled"
 log = logging.getLogger("rmcurate")
+_LOADING = threading.RLock()
 
 
-@functools.lru_cache(maxsize=4)
+def loaded_once(maxsize: int) -> Callable:
+    """`lru_cache` with its misses serialized: shard tasks run in threads, and two of them
+    loading one model at once raced inside transformers (its meta-device initialisation is
+    process-wide) and left parameters on `meta`."""
+
+    def wrap(load: Callable) -> Callable:
+        cached = functools.lru_cache(maxsize=maxsize)(load)
+
+        @functools.wraps(load)
+        def once(*args: str):
+            with _LOADING:
+                return cached(*args)
+
+        return once
+
+    return wrap
+
+
+@loaded_once(maxsize=4)
 def load_model(model: str, device: str) -> RewardScorer:
     """One load per process (shard tasks share it; Dask workers each keep their own)."""
     return load_scorer(model, device=device)
 
 
-@functools.lru_cache(maxsize=2)
+@loaded_once(maxsize=2)
 def load_encoder(name: str, device: str):
     from rmcore.models.encoder import load_encoder as load
 
     return load(name, device=device)
 
 
-@functools.lru_cache(maxsize=2)
+@loaded_once(maxsize=2)
 def load_lm(lm: str, device: str):
     from rmcore.models.lm_loglik import CausalLMScorer
 

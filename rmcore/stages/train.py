@@ -18,7 +18,9 @@ import torch
 from rmcore.config import ModelSpec
 from rmcore.curation.methods import method_name
 from rmcore.decomposition.scoring import embedding_rows
+from rmcore.errors import InvalidArgument, OutputExists
 from rmcore.models.base import pick_device
+from rmcore.names import check_name, inside, publish
 from rmcore.stages.scores import cached_embeddings, ensure_embeddings, load_encoder
 from rmcore.training import (
     EmbedPairs,
@@ -51,7 +53,9 @@ class TrainingData:
 
 
 def find_trained(warehouse: str | None, name: str, spec: ModelSpec) -> dict | None:
-    """The registered model `name` when it was trained with this spec and is still on disk."""
+    """The registered model `name` when it was trained with this spec and is still on disk
+    (a bad name is refused here, before anything else runs)."""
+    check_name(name, "model")
     with reader(warehouse) as con:
         existing = models.find(con, name)
     if (
@@ -82,7 +86,10 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             train = pairs(con, dataset_id, spec.split)
         val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
     if train.height == 0:
-        raise ValueError("no training pairs selected")
+        source = (
+            f"curated set {spec.curated_set!r}" if spec.curated_set else f"split {spec.split!r}"
+        )
+        raise InvalidArgument(f"no training pairs selected: the {source} is empty")
     if val is not None and val.height == 0:
         val = None
     return TrainingData(
@@ -147,19 +154,44 @@ def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResu
 
 
 def model_path(warehouse: str | None, name: str, models_dir: str | None) -> Path:
-    """Where model `name` is saved: `models_dir/name`, by default next to the warehouse."""
+    """Where model `name` is saved: `models_dir/name`, by default next to the warehouse under
+    `models/`; `name` must be a valid name (`rmcore.names`) and the folder, resolved, must be a
+    direct child of the resolved root."""
+    check_name(name, "model")
     root = Path(models_dir) if models_dir else warehouse_path(warehouse).parent / "models"
-    return root / name
+    return inside(root, name, "model")
+
+
+def check_output(
+    warehouse: str | None, name: str, models_dir: str | None, *, overwrite: bool = False
+) -> Path:
+    """The model folder, after refusing one that already holds anything (another model, or a
+    folder that is not ours) unless `overwrite`; a file there is always refused."""
+    path = model_path(warehouse, name, models_dir)
+    if path.exists() and not path.is_dir():
+        raise OutputExists(f"{path} exists and is not a folder; remove it or pick another name")
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise OutputExists(
+            f"model folder {path} already exists (trained with other inputs, or not a model);"
+            " pass --overwrite to replace it, or pick another name"
+        )
+    return path
 
 
 def fit_reward_model(
-    warehouse: str | None, spec: ModelSpec, *, name: str, models_dir: str | None = None
+    warehouse: str | None,
+    spec: ModelSpec,
+    *,
+    name: str,
+    models_dir: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Load the data, train, save in Hugging Face format with a model card; returns the
-    path, the weights' revision, the metrics and the data's lineage (no model object)."""
+    path, the weights' revision, the metrics and the data's lineage (no model object). The
+    output folder is checked before training (`check_output`) and published atomically."""
+    path = check_output(warehouse, name, models_dir, overwrite=overwrite)
     data = load_training_data(warehouse, spec, texts=spec.backend == "joint")
     result = fit(warehouse, spec, data)
-    path = model_path(warehouse, name, models_dir)
     lineage = {
         "dataset_id": data.dataset_id,
         "curated_set_id": data.curated_set_id,
@@ -173,7 +205,7 @@ def fit_reward_model(
         "backend": spec.backend,
         "config_digest": spec.digest(),
     }
-    save_trained(path, result, card=card)
+    publish(path, lambda tmp: save_trained(tmp, result, card=card), replace=overwrite, kind="model")
     revision = hashlib.sha256(
         b"".join(p.read_bytes() for p in sorted(path.glob("*.safetensors")))
     ).hexdigest()[:12]
@@ -183,7 +215,7 @@ def fit_reward_model(
     }
     return lineage | {
         "name": name,
-        "path": str(path.resolve()),
+        "path": str(path),
         "revision": revision,
         "metrics": metrics,
         "n_train": data.train.height,

@@ -5,8 +5,8 @@ dataset is marked good; the caller stores the returned `DQOutcome` in `dq_runs`.
 
 One module per job:
 - `suite`: the expectation suite, the contract a stored batch must meet;
-- `context`: the file context in `warehouse/gx/` (suite, datasource, checkpoint) kept in
-  sync with `suite`, opened once per process;
+- `context`: the committed config in `warehouse/gx/` (suite, datasource, checkpoint), copied
+  into a runtime context next to the warehouse (`runtime_dir`), opened once per process;
 - `docs`: Data Docs pointed at the caller's reports folder, with the template-cache fix;
 - `validate`: `validate_pairs`, one batch in, one `DQOutcome` out.
 
@@ -16,11 +16,12 @@ Design choices (facts observed with GX 1.24):
 - Only standard expectations are used. A custom expectation whose module is not
   imported before the suite loads is silently skipped, so `validate_pairs` also
   checks that every expectation of the suite was evaluated.
-- The file context (`warehouse/gx/`) holds only commit-worthy config: the suite, the
-  pandas datasource, the validation definition and the checkpoint. Validation results
-  go to its `uncommitted/` folder (git-ignored by GX's own `.gitignore`), and Data
-  Docs go to the caller's `reports_dir` through a site configured in memory per
-  call, never saved to `great_expectations.yml`.
+- The package's `warehouse/gx/` holds only commit-worthy config: the suite, the pandas
+  datasource, the validation definition and the checkpoint; validating only reads it
+  (`sync_context()` is its one writer). GX runs in a copy next to the warehouse
+  (`<warehouse dir>/gx/`, its validation results in `uncommitted/` there), and Data Docs
+  go to the caller's `reports_dir` through a site configured in memory per call, never
+  saved to `great_expectations.yml`. Run names (folders) are bounded: see `run_name`.
 - `max_chars` is a suite parameter (`$PARAMETER`), so changing it per call leaves
   the stored suite untouched.
 - GX takes seconds to import and to open a context: callers import this package
@@ -39,7 +40,7 @@ import os
 # Set here, before any module of this package imports great_expectations.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from warehouse.quality.context import CONTEXT_DIR, sync_context
+from warehouse.quality.context import CONTEXT_DIR, runtime_dir, sync_context
 from warehouse.quality.suite import (
     COLUMNS,
     ID_COLUMNS,
@@ -50,12 +51,15 @@ from warehouse.quality.suite import (
     pairs_expectations,
 )
 from warehouse.quality.validate import (
+    CHECK_ERRORS,
     DQOutcome,
     SuiteNotFullyEvaluated,
+    run_name,
     validate_pairs,
 )
 
 __all__ = [
+    "CHECK_ERRORS",
     "COLUMNS",
     "CONTEXT_DIR",
     "ID_COLUMNS",
@@ -66,6 +70,8 @@ __all__ = [
     "DQOutcome",
     "SuiteNotFullyEvaluated",
     "pairs_expectations",
+    "run_name",
+    "runtime_dir",
     "sync_context",
     "validate_pairs",
 ]

@@ -1,12 +1,18 @@
-"""The GX file context in `warehouse/gx/`, kept in sync with the suite and opened once per process.
+"""The GX context: committed config in `warehouse/gx/`, run in a runtime copy next to the warehouse.
 
-The context holds only commit-worthy config: the suite, the pandas datasource, the
-validation definition and the checkpoint. Syncing writes only what differs, so validating
-never rewrites committed files unless `pairs_expectations` changed.
+The package's `warehouse/gx/` holds only commit-worthy config (the suite, the pandas
+datasource, the validation definition and the checkpoint) and is only read while
+validating: an installed package may sit in a read-only folder, and is shared by every
+warehouse on the machine. Each validation runs in a runtime context folder
+(`runtime_dir(warehouse)`, `<warehouse dir>/gx/`): the committed config is copied there
+(only files that differ, each replaced atomically), and GX's own runtime output (its
+`uncommitted/` folder with the validation results) stays there. `sync_context()` is the one
+writer of the committed config: run it after editing `pairs_expectations`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,19 +26,54 @@ if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
 CONTEXT_DIR = Path(__file__).resolve().parents[1] / "gx"
+RUNTIME_FOLDER = "gx"  # next to the warehouse file
+# GX's runtime output in a context folder; never part of the committed config.
+_RUNTIME_ONLY = "uncommitted"
 _DATASOURCE, _ASSET, _BATCH_DEF = "rmcurate_pandas", "pairs_batch", "whole_batch"
 _VALIDATION_DEF, _CHECKPOINT = "rmcurate_pairs_batch", "rmcurate_pairs_checkpoint"
+
+
+def runtime_dir(warehouse_file: Path) -> Path:
+    """Where validations against `warehouse_file` run and keep their results: `<its folder>/gx/`."""
+    return Path(warehouse_file).resolve().parent / RUNTIME_FOLDER
+
+
+def _config_files(context_dir: Path) -> dict[Path, Path]:
+    """The committed config of a context folder: every file outside `uncommitted/`."""
+    files = {}
+    for path in context_dir.rglob("*"):
+        rel = path.relative_to(context_dir)
+        if path.is_file() and rel.parts[0] != _RUNTIME_ONLY:
+            files[rel] = path
+    return files
+
+
+def materialize(config_dir: Path, runtime: Path) -> None:
+    """Copy the committed config into `runtime`, replacing only what differs (atomically, so
+    two processes opening the same runtime folder never see a half-written file)."""
+    for rel, source in _config_files(config_dir).items():
+        target = runtime / rel
+        data = source.read_bytes()
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        scratch.write_bytes(data)
+        os.replace(scratch, target)
 
 
 class Gate:
     """An opened GX context and its checkpoint, reused across calls in one process."""
 
-    def __init__(self, context_dir: Path) -> None:
+    def __init__(self, context_dir: Path, runtime: Path | None = None) -> None:
+        """Open the committed config of `context_dir` in `runtime` (default: in place, which
+        only `sync_context` does)."""
         import great_expectations as gx
 
-        self.context: AbstractDataContext = gx.get_context(
-            mode="file", context_root_dir=str(context_dir)
-        )
+        root = runtime or context_dir
+        if root != context_dir:
+            materialize(context_dir, root)
+        self.context: AbstractDataContext = gx.get_context(mode="file", context_root_dir=str(root))
         self.checkpoint: Checkpoint = self._ensure_config()
         # Count what is stored, not what GX loaded: it drops unimportable expectations silently.
         store = self.context.expectations_store
@@ -117,22 +158,24 @@ def _configs(expectations: list[Expectation]) -> list[dict[str, Any]]:
     ]
 
 
-_GATES: dict[Path, Gate] = {}
+_GATES: dict[tuple[Path, Path], Gate] = {}
 # Prefect's default task runner uses threads; a gate's docs site is per-call state.
 LOCK = threading.RLock()
 
 
-def gate(context_dir: Path) -> Gate:
-    """The process's opened context for `context_dir` (opened and synced on first use)."""
-    key = context_dir.resolve()
+def gate(context_dir: Path, runtime: Path | None = None) -> Gate:
+    """The process's opened context for `context_dir`'s config run in `runtime` (opened and
+    synced on first use)."""
+    key = (context_dir.resolve(), (runtime or context_dir).resolve())
     with LOCK:
         if key not in _GATES:
-            _GATES[key] = Gate(key)
+            _GATES[key] = Gate(*key)
         return _GATES[key]
 
 
 def sync_context(context_dir: Path | None = None) -> Path:
-    """Create or update the GX config (suite, datasource, checkpoint) without validating.
+    """Create or update the committed GX config (suite, datasource, checkpoint) in place,
+    without validating: the one writer of `warehouse/gx/`.
 
     Run it after editing `pairs_expectations`, then commit `warehouse/gx/`.
     """

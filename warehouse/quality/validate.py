@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 # Long texts in unexpected-value samples would bloat `dq_runs.result`.
 _MAX_RESULT_STR = 200
+# GX makes the run name a folder in its results store and in Data Docs: keep it far below
+# the 255-byte limit of a file name, whatever the dataset's name.
+_MAX_RUN_NAME = 64
+_HASH_CHARS = 12
 
 
 @dataclass
@@ -43,9 +48,26 @@ class SuiteNotFullyEvaluated(RuntimeError):
     """GX skipped expectations of the suite, so `success` would be a lie."""
 
 
-def _run_name(batch_name: str) -> str:
-    """GX stores results under the run name as a folder: no slashes, nothing odd in a URL."""
-    return re.sub(r"[^\w.=-]+", "_", batch_name)
+def _check_errors() -> tuple[type[Exception], ...]:
+    from great_expectations.exceptions import GreatExpectationsError
+
+    return (OSError, SuiteNotFullyEvaluated, GreatExpectationsError)
+
+
+# Errors that mean a check could not run (a folder it cannot write, a suite GX cannot load),
+# as opposed to a bug: the caller records the batch as not checked and says how to re-check.
+CHECK_ERRORS = _check_errors()
+
+
+def run_name(batch_name: str) -> str:
+    """GX stores results under the run name as a folder: ASCII letters, digits and `_.=-`
+    only, at most 64 characters. A name that had to be changed or shortened ends in a hash
+    of the original, so two batch names never share a folder."""
+    safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", batch_name)
+    if safe == batch_name and len(safe) <= _MAX_RUN_NAME:
+        return safe
+    tag = hashlib.sha256(batch_name.encode()).hexdigest()[:_HASH_CHARS]
+    return f"{safe[: _MAX_RUN_NAME - _HASH_CHARS - 1]}-{tag}"
 
 
 def _expectation_name(config: ExpectationConfiguration) -> str:
@@ -93,7 +115,7 @@ def _run(
     checkpoint_result = opened.checkpoint.run(
         batch_parameters={"dataframe": df.to_pandas()},
         expectation_parameters={"max_chars": max_chars},
-        run_id=RunIdentifier(run_name=_run_name(batch_name)),
+        run_id=RunIdentifier(run_name=run_name(batch_name)),
     )
     ((result_id, result),) = checkpoint_result.run_results.items()
     report = report_path(opened.context, result_id, opened.reports_dir)
@@ -105,19 +127,24 @@ def validate_pairs(
     *,
     batch_name: str,
     reports_dir: Path,
+    runtime_dir: Path,
     max_chars: int = IngestConfig.max_chars,
     context_dir: Path | None = None,
 ) -> DQOutcome:
     """Validate one ingested batch and render its Data Docs page under `reports_dir`.
 
-    Raises `SuiteNotFullyEvaluated` when GX evaluated fewer expectations than the
-    suite holds, since a silently skipped check must not read as a pass.
+    The suite comes from the committed config in `context_dir` (default: the package's
+    `warehouse/gx/`, only read); GX runs in `runtime_dir` (see `context.runtime_dir`) and
+    keeps its validation results there. Raises `SuiteNotFullyEvaluated` when GX evaluated
+    fewer expectations than the suite holds, since a silently skipped check must not read
+    as a pass.
     """
     context_dir = context_dir or CONTEXT_DIR
     reports_dir = Path(reports_dir).resolve()
     reports_dir.mkdir(parents=True, exist_ok=True)
     with LOCK:
-        outcome = _run(gate(context_dir), df, batch_name, reports_dir, max_chars)
+        opened = gate(context_dir, Path(runtime_dir))
+        outcome = _run(opened, df, batch_name, reports_dir, max_chars)
     if outcome.n_evaluated != outcome.n_expectations:
         raise SuiteNotFullyEvaluated(
             f"suite {SUITE_NAME!r} has {outcome.n_expectations} expectations but GX evaluated "
