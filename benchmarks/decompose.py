@@ -33,6 +33,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rmcurate-bench-pr
 import numpy as np
 import torch
 from decompose_solver import SCENARIOS, solver_benchmark
+from train import QWEN2_SIZES
 
 from cli import env
 
@@ -40,10 +41,8 @@ env.configure()  # before any Prefect import: analytics off, start-up timeout, q
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
-# name -> (hidden, layers, heads, kv heads, intermediate) of the random Qwen2 classifier;
-# with the 30.5k MiniLM vocabulary `0.5b` has ~0.50B parameters
-QWEN_SIZES = {"tiny": (64, 2, 2, 2, 256), "0.5b": (1024, 28, 16, 4, 4096)}
-CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+# The random Qwen2 classifiers are `train.build_model`'s (`0.5b` = Qwen2-0.5B's architecture,
+# ~494M parameters), shared with benchmarks/train.py and scripts/gpu_check.py.
 
 
 def row(section: str, case: str, seconds: float, rate: str, ratio: str, detail: str) -> dict:
@@ -171,44 +170,28 @@ def alpaca_pairs(n: int, seed: int) -> tuple[list[str], list[str]] | None:
 
 
 def build_classifier(folder: Path, arch: str, size: str = "tiny", seed: int = 0) -> int:
-    """A random-init classifier with the bundled MiniLM tokenizer saved to `folder`;
-    returns its parameter count."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        BertConfig,
-        Qwen2Config,
-    )
+    """A random-init classifier and its tokenizer saved to `folder` (BERT: the bundled MiniLM
+    tokenizer; Qwen2: `train.build_model`'s); returns its parameter count."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
     from rmcore.models.encoder import bundled_model_dir
 
+    if arch == "qwen2":
+        from train import build_model
+
+        return build_model(folder, "qwen2", size, seed)
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
-    if arch == "bert":
-        config = BertConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=256,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            intermediate_size=1024,
-            max_position_embeddings=512,
-            num_labels=1,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-        )
-    else:
-        hidden, layers, heads, kv, inter = QWEN_SIZES[size]
-        config = Qwen2Config(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv,
-            intermediate_size=inter,
-            max_position_embeddings=4096,
-            num_labels=1,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        tokenizer.chat_template = CHAT_TEMPLATE  # a causal reward model reads a chat
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=512,
+        num_labels=1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(folder)
@@ -329,7 +312,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a fast run")
     parser.add_argument(
         "--model-size",
-        choices=sorted(QWEN_SIZES),
+        choices=sorted(QWEN2_SIZES),
         default=None,
         help="also run the Qwen2 roofline section at this size",
     )

