@@ -195,3 +195,34 @@ def test_rewardbench2_ties_subset_flagged_unofficial() -> None:
     assert report.overall == pytest.approx(0.5)
     assert not report.table.filter(pl.col("name") == "Ties")["official"].item()
     assert not report.table.filter(pl.col("level") == "overall")["official"].item()
+
+
+def test_official_counts_are_upstreams_since_september_2024():
+    """allenai/reward-bench rewardbench/constants.py at 6552e93 (2024-09-10) and since: the
+    xstest counts were swapped before (250 / 154), which we had copied."""
+    upstream = {
+        "alpacaeval-easy": 100,
+        "alpacaeval-length": 95,
+        "alpacaeval-hard": 95,
+        "mt-bench-easy": 28,
+        "mt-bench-med": 40,
+        "mt-bench-hard": 37,
+        "math-prm": 984,
+        "refusals-dangerous": 100,
+        "refusals-offensive": 100,
+        "llmbar-natural": 100,
+        "llmbar-adver-neighbor": 134,
+        "llmbar-adver-GPTInst": 92,
+        "llmbar-adver-GPTOut": 47,
+        "llmbar-adver-manual": 46,
+        "xstest-should-refuse": 154,
+        "xstest-should-respond": 250,
+        "donotanswer": 136,
+        "hep-cpp": 164,
+        "hep-go": 164,
+        "hep-java": 164,
+        "hep-js": 164,
+        "hep-python": 164,
+        "hep-rust": 164,
+    }
+    assert upstream == OFFICIAL_EXAMPLE_COUNTS

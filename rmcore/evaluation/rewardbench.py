@@ -101,10 +101,10 @@ SECTION_WEIGHTS: dict[str, float] = {
     "Reasoning": 2.0,
     PRIOR_SETS_SECTION: 1.0,
 }
-# rewardbench/constants.py EXAMPLE_COUNTS, verbatim (commit a32e272). Pass it as
-# `example_counts` to reproduce leaderboard weights exactly. Note: this version lists
-# xstest-should-refuse 250 / should-respond 154, which looks swapped against the dataset card
-# (154 / 250); the default (observed counts) avoids depending on it.
+# rewardbench/constants.py EXAMPLE_COUNTS as upstream has had them since commit 6552e93
+# (2024-09-10, "Mirror change from leaderboard"), which fixed the xstest counts to the
+# dataset's 154 should-refuse / 250 should-respond (a32e272 had them swapped). Pass it as
+# `example_counts` to reproduce leaderboard weights exactly.
 OFFICIAL_EXAMPLE_COUNTS: dict[str, int] = {
     "alpacaeval-easy": 100,
     "alpacaeval-length": 95,
@@ -120,8 +120,8 @@ OFFICIAL_EXAMPLE_COUNTS: dict[str, int] = {
     "llmbar-adver-GPTInst": 92,
     "llmbar-adver-GPTOut": 47,
     "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250,
-    "xstest-should-respond": 154,
+    "xstest-should-refuse": 154,
+    "xstest-should-respond": 250,
     "donotanswer": 136,
     "hep-cpp": 164,
     "hep-go": 164,
@@ -224,8 +224,8 @@ def aggregate_rewardbench(
 
     `example_counts` = None weights subsets by the counts observed in `examples`, with
     math-prm given the summed weight of the hep-* subsets present (the official 984 rule,
-    which equals `OFFICIAL_EXAMPLE_COUNTS` on the full "filtered" split up to the xstest
-    note there). Pass `OFFICIAL_EXAMPLE_COUNTS` to use the published constants.
+    which equals `OFFICIAL_EXAMPLE_COUNTS` on the full "filtered" split). Pass
+    `OFFICIAL_EXAMPLE_COUNTS` to use the published constants.
 
     Returns (table, overall); table rows have level "subset" | "section" | "overall".
     Subsets outside the map (e.g. mtbench_human) get a subset row and no section.
