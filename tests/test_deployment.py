@@ -211,3 +211,16 @@ def _stored(warehouse: Path) -> dict:
         }
     finally:
         con.close()
+
+
+def test_the_readme_recipe_creates_every_pool_and_limit_prefect_yaml_needs():
+    """`prefect deploy --all` fails on a pool nobody created: the README's recipe must create
+    every work pool prefect.yaml names (and the `gpu` concurrency limit the GPU shards take)."""
+    import yaml
+
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    pools = {d["work_pool"]["name"] for d in deployments}
+    readme = (ROOT / "README.md").read_text()
+    created = set(re.findall(r"^prefect work-pool create (\S+)", readme, flags=re.M))
+    assert pools and pools <= created, f"README creates {created}, prefect.yaml needs {pools}"
+    assert re.search(r"^prefect gcl create gpu ", readme, flags=re.M)
