@@ -8,6 +8,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -16,7 +17,7 @@ import typer
 
 from cli import env
 
-env.configure()
+env.configure(env.warehouse_in(sys.argv[1:]))
 
 from cli.render import console, err_console, show  # noqa: E402
 from rmcore.config import (  # noqa: E402

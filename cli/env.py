@@ -8,16 +8,37 @@ import os
 from pathlib import Path
 
 
-def configure() -> None:
-    """Local mode with no server to start: a Prefect home inside the project, analytics off,
-    and a generous start-up timeout (the ephemeral server takes 12-25 s on this machine)."""
-    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
+def configure(warehouse: str | None = None) -> None:
+    """Local mode with no server to start: one Prefect home per warehouse (`prefect_home`),
+    analytics off, and a generous start-up timeout (the ephemeral server takes 12-25 s on this
+    machine). A `PREFECT_HOME` or `PREFECT_API_URL` the user set is kept: with an API URL, runs
+    and artifacts go to that server."""
+    os.environ.setdefault("PREFECT_HOME", str(prefect_home(warehouse)))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def prefect_home(warehouse: str | None = None) -> Path:
+    """`<warehouse folder>/prefect` (`data/prefect` by default): the runs of one project
+    stay in one place, inside its data folder, wherever a command is started from."""
+    from warehouse.connection import warehouse_path
+
+    return warehouse_path(warehouse).resolve().parent / "prefect"
+
+
+def warehouse_in(argv: list[str]) -> str | None:
+    """The `--warehouse`/`-w` value of a command line, read before typer parses it: Prefect's
+    home must be set before Prefect is imported."""
+    for i, arg in enumerate(argv):
+        if arg in ("-w", "--warehouse") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--warehouse="):
+            return arg.partition("=")[2]
+    return None
 
 
 # Prefect's run loggers: they log a failing task or flow with its traceback, then its state.

@@ -3,6 +3,7 @@ bounded waits on a busy warehouse, one-line errors."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -312,3 +313,37 @@ def test_tasks_do_not_retry_expected_errors(prefect_server):
         with pytest.raises(type(exc)):
             run(kind)
     assert calls == ["expected"] + ["bug"] * 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_warehouse", "expected"),
+    [
+        (["datasets"], None, "data/prefect"),
+        (["datasets", "-w", "w1/a.duckdb"], None, "w1/prefect"),
+        (["sql", "SELECT 1", "--warehouse=w2/b.duckdb"], None, "w2/prefect"),
+        (["datasets"], "w3/c.duckdb", "w3/prefect"),
+    ],
+)
+def test_prefect_home_sits_next_to_the_warehouse(tmp_path, argv, env_warehouse, expected):
+    """One Prefect home per project, wherever the command starts (issue 11): set from the
+    command line before Prefect is imported, unless the user set PREFECT_HOME."""
+    code = (
+        "import os, sys; sys.argv = ['rmcurate', *sys.argv[1:]]; import cli.app;"
+        " print(os.environ['PREFECT_HOME'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "RMCURATE_WAREHOUSE")}
+    if env_warehouse:
+        env["RMCURATE_WAREHOUSE"] = env_warehouse
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == (tmp_path / expected).resolve()
+    kept = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=tmp_path,
+        env=env | {"PREFECT_HOME": str(tmp_path / "mine")},
+        capture_output=True,
+        text=True,
+    )
+    assert kept.stdout.strip() == str(tmp_path / "mine")
