@@ -18,6 +18,13 @@ Paths, each into a fresh warehouse file with the same migrated schema:
   first `--naive-rows` lines and its seconds are extrapolated linearly (marked `~`).
 - `alpaca_eval_dev folder, quality on`: the 20 real AlpacaEval files of ../shared/data
   through `ingest_folder_flow` (one subflow and one quality run per file), when present.
+- `store only, ...`: what the `pairs.pair_id` primary key costs. The batch is parsed and
+  checked once, untimed; each variant gets a fresh warehouse already holding another
+  version of the same size, then one transaction (open, create the version, store, commit,
+  close, publish the snapshot) is timed. `primary key` is the shipped schema; `no key +
+  check` recreates `pairs` without its key (`warehouse.ingest.drop_pair_key`, a what-if
+  only) and runs the explicit check that would replace it (`clashing_pair_ids`: one
+  anti-join against the stored ids and one distinct count) in the same transaction.
 """
 
 from __future__ import annotations
@@ -46,9 +53,11 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.ingest import ingest_flow, ingest_folder_flow
 from rmcore.demo import write_demo
+from rmcore.ingest.batch import build_batch
+from rmcore.ingest.sources import read_source
 from rmcore.textnorm import normalize_text
+from warehouse import ingest as sql
 from warehouse.connection import transaction
-from warehouse.ingest import create_version, store_rows_one_by_one
 
 ALPACA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval_dev"
 TARGET_PAIRS_S, TARGET_RATIO = 50_000, 20.0
@@ -76,7 +85,7 @@ def naive_ingest(path: Path, warehouse: Path, limit: int) -> int:
     Its per-row SQL is `warehouse.ingest.store_rows_one_by_one`."""
     prompts, responses, pairs = [], [], []
     with transaction(warehouse) as con:
-        dataset_id = create_version(
+        dataset_id = sql.create_version(
             con,
             name="naive",
             uri=str(path),
@@ -97,7 +106,34 @@ def naive_ingest(path: Path, warehouse: Path, limit: int) -> int:
                 responses += [(cid, c, len(c)), (rid, r, len(r))]
                 label, split = float(rec.get("label", 1.0)), rec.get("split", "train")
                 pairs.append((pair_id, dataset_id, pid, cid, rid, label, split, i))
-        return store_rows_one_by_one(con, dataset_id, prompts, responses, pairs)
+        return sql.store_rows_one_by_one(con, dataset_id, prompts, responses, pairs)
+
+
+def store_only(src: Path, work: Path, keyed: bool) -> tuple[int, float]:
+    """(pairs stored, seconds of the timed transaction): see `store only` in the docstring."""
+    raw = read_source(str(src), "jsonl")
+    batches = [build_batch(raw, namespace=f"bench@{v}") for v in ("seed", "timed")]
+    wh = work / f"store-{'keyed' if keyed else 'unkeyed'}.duckdb"
+    for i, batch in enumerate(batches):
+        start = time.perf_counter()
+        with transaction(wh) as con:
+            if not keyed and i == 0:
+                sql.drop_pair_key(con)
+            dataset_id = sql.create_version(
+                con,
+                name="bench",
+                uri=str(src),
+                fmt=batch.format,
+                content_hash=f"v{i}",
+                options={},
+                flow_run_id=None,
+            ).dataset_id
+            if not keyed and sql.clashing_pair_ids(con, batch.pairs):
+                raise RuntimeError("a pair id of the batch is already stored or repeated")
+            sql.store_batch(con, dataset_id, batch.pairs, batch.quarantine, None)
+            _, n_pairs, _ = sql.stored_counts(con, dataset_id)
+        seconds = time.perf_counter() - start
+    return n_pairs, seconds
 
 
 def _timed(fn: Callable[[], object], profile: bool) -> tuple[object, float]:
@@ -153,6 +189,10 @@ def run(rows: int, naive_rows: int, profile: bool) -> list[Row]:
                     note=f"{len(out)} files",
                 )
             )
+    for keyed in (True, False):
+        pairs, seconds = store_only(src, work, keyed)
+        label = "primary key" if keyed else "no key + check"
+        results.append(Row(f"store only, {label}", rows, seconds, pairs))
     n = min(naive_rows, rows)
     pairs, seconds = _timed(lambda: naive_ingest(src, work / "naive.duckdb", n), profile)
     if n < rows:

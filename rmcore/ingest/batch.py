@@ -192,15 +192,31 @@ def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     )
     df = df.with_columns(reason.alias("reason"))
     # A row is quarantined whole if any of its pairs fails (ranked lists make several pairs).
-    df = df.with_columns(pl.col("reason").drop_nulls().first().over("source_row").alias("reason"))
-    # Duplicates are judged among rows that are otherwise good: the first good occurrence
-    # wins, so a bad earlier row with the same texts cannot take a valid row down with it.
-    ok = pl.col("reason").is_null()
-    dup = ok & ~pl.struct(texts).is_first_distinct().over(ok)
-    df = df.with_columns(
-        pl.when(dup).then(pl.lit("duplicate_pair")).otherwise(pl.col("reason")).alias("reason")
-    )
     return df.with_columns(pl.col("reason").drop_nulls().first().over("source_row").alias("reason"))
+
+
+def _identify(checked: pl.DataFrame, namespace: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(good pairs with their content ids, bad rows' `source_row` and `reason`). Duplicates
+    are judged among rows that are otherwise good: the first good occurrence wins, so a bad
+    earlier row with the same texts cannot take a valid row down with it. The same texts
+    give the same pair id (content-addressed), so one id column is compared rather than the
+    three texts (hashing them again took longer than computing the ids)."""
+    ok = checked.filter(pl.col("reason").is_null()).drop("reason")
+    ok = ok.with_columns(
+        sha256_series(ok["prompt"]).alias("prompt_id"),
+        sha256_series(ok["chosen"]).alias("chosen_id"),
+        sha256_series(ok["rejected"]).alias("rejected_id"),
+    )
+    ok = ok.with_columns(pair_ids(namespace, ok).alias("pair_id"))
+    dup_rows = ok.filter(~pl.col("pair_id").is_first_distinct())["source_row"]
+    is_dup = pl.col("source_row").is_in(dup_rows.implode())
+    bad = pl.concat(
+        [
+            checked.filter(pl.col("reason").is_not_null()).select("source_row", "reason"),
+            ok.filter(is_dup).select("source_row", pl.lit("duplicate_pair").alias("reason")),
+        ]
+    )
+    return ok.filter(~is_dup), bad.sort("source_row", maintain_order=True)
 
 
 def build_batch(
@@ -240,11 +256,8 @@ def build_batch(
         records = ((i, r) for i, r in bar if r is not None)
         candidates, early = _extract_records(records, fmt, ranked_mode, default_split)
         early = pl.concat([_parse_failures(raw), early])
-    checked = _check(candidates, max_chars)
-
-    bad = checked.filter(pl.col("reason").is_not_null()).unique(
-        "source_row", keep="first", maintain_order=True
-    )
+    good, bad = _identify(_check(candidates, max_chars), namespace)
+    bad = bad.unique("source_row", keep="first", maintain_order=True)
     late = bad.select(
         "source_row",
         "reason",
@@ -257,13 +270,6 @@ def build_batch(
         )
     )
 
-    good = checked.filter(pl.col("reason").is_null()).drop("reason")
-    good = good.with_columns(
-        sha256_series(good["prompt"]).alias("prompt_id"),
-        sha256_series(good["chosen"]).alias("chosen_id"),
-        sha256_series(good["rejected"]).alias("rejected_id"),
-    )
-    good = good.with_columns(pair_ids(namespace, good).alias("pair_id"))
     order = [
         "pair_id",
         "prompt_id",

