@@ -229,6 +229,47 @@ def test_plain_file_starting_with_gzip_magic_is_not_fatal(tmp_path):
     assert batch.quarantine["reason"].to_list() == ["invalid_utf8"]
 
 
+def test_ultrafeedback_binarized_rows_split_the_repeated_prompt_off(tmp_path, write_jsonl):
+    """HuggingFaceH4/ultrafeedback_binarized (and Tulu's copy) in their native shape: a text
+    `prompt` beside `chosen`/`rejected` message lists that repeat it as the user turn. Stored
+    like TRL's `maybe_extract_prompt` splits it (regression: the prompt was copied into both
+    responses and the quality suite passed)."""
+    question = "How many legs does a spider have?"
+
+    def conversation(answer: str) -> list[dict]:
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+    row = {
+        "prompt": question,
+        "prompt_id": "5f1c0b0e2a",
+        "chosen": conversation("Eight."),
+        "rejected": conversation("Six, like other insects."),
+        "messages": conversation("Eight."),
+        "score_chosen": 9.0,
+        "score_rejected": 4.0,
+    }
+    batch = build_batch(read_source(str(write_jsonl(tmp_path / "uf.jsonl", [row]))))
+    assert batch.format == "conversational" and batch.reconciles
+    [(prompt, chosen, rejected, label)] = triples(batch)
+    assert (prompt, chosen, rejected, label) == (
+        question,
+        "Eight.",
+        "Six, like other insects.",
+        1.0,
+    )
+    assert not chosen.startswith(prompt) and not rejected.startswith(prompt)
+
+
+def test_a_text_prompt_beside_lists_without_it_is_kept(tmp_path, write_jsonl):
+    row = {
+        "prompt": "Name a colour",
+        "chosen": [{"role": "assistant", "content": "Blue"}],
+        "rejected": [{"role": "assistant", "content": "Seven"}],
+    }
+    batch = build_batch(read_source(str(write_jsonl(tmp_path / "t.jsonl", [row]))))
+    assert triples(batch) == [("Name a colour", "Blue", "Seven", 1.0)]
+
+
 _text = st.text(min_size=0, max_size=8)
 _value = st.one_of(
     _text, st.integers(), st.floats(allow_nan=True), st.none(), st.lists(st.integers(), max_size=2)

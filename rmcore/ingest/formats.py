@@ -8,7 +8,9 @@ Formats (auto-detected from the record keys, or forced):
                    `\\n\\nHuman:` / `\\n\\nAssistant:`; the prompt is the shared conversation up to and
                    including the last `Assistant:` marker the two share, the responses what follows.
 - `conversational` TRL's conversational format: `chosen`/`rejected` lists of `{role, content}`
-                   messages, with a separate `prompt` message list or a shared message prefix.
+                   messages, with a separate `prompt` message list or a shared message prefix
+                   (also when a text `prompt` is given beside them: UltraFeedback-binarized
+                   repeats it as the lists' user turn; split as TRL's `maybe_extract_prompt`).
 - `annotated`      AlpacaEval annotations: `instruction`, `output_1`, `output_2`, `preference` in
                    [1, 2] (1 + P(output_2 better)); 1.5 is a tie, stored as label 0.5, never guessed.
 - `ranked`         UltraFeedback style: a prompt with `completions`, each with a text and a rating;
@@ -184,15 +186,22 @@ def _conversational(rec: dict[str, Any], _: str) -> list[Pair]:
         _messages(rec.get("chosen"), "chosen"),
         _messages(rec.get("rejected"), "rejected"),
     )
-    if rec.get("prompt") is not None:
-        prompt = _messages(rec["prompt"], "prompt")
+    given = rec.get("prompt")
+    if isinstance(given, list):  # TRL's conversational prompt: the completions follow it
+        prompt = _messages(given, "prompt")
     else:
+        # As TRL's `maybe_extract_prompt`: a plain-text prompt beside message lists (the H4 /
+        # Tulu UltraFeedback-binarized shape) is usually repeated inside them, so the prompt
+        # is the longest shared message prefix; only lists that share none keep the text.
         shared = 0
         while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
             shared += 1
-        if shared == 0 or chosen[shared - 1][0] == "Assistant":
+        if shared and chosen[shared - 1][0] != "Assistant":
+            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        elif given is not None:
+            prompt = _messages(given, "prompt")
+        else:
             raise Reject("no_shared_prompt", "chosen and rejected share no prompt messages")
-        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
     label = 1.0 if rec.get("label") is None else _probability(rec["label"], "label")
     reply = lambda msgs: "\n\n".join(c for _, c in msgs)  # noqa: E731
     return [(render_conversation(prompt), reply(chosen), reply(rejected), label)]
