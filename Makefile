@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup run test test-fast lint format bench clean
+.PHONY: setup run test test-fast test-bench lint format bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,9 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-bench: setup
+	$(BIN)/python -m pytest -q -m bench
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
