@@ -71,7 +71,9 @@ def test_sql_on_missing_warehouse_is_a_clear_error(tmp_path):
 
 
 def _hold_writer(path: str) -> subprocess.Popen:
-    """Another process holding a read-write connection (a flow in the middle of a write)."""
+    """Another process holding a read-write connection (a flow in the middle of a write),
+    until the test kills it: a fixed hold (it was 30 s) ran out before a CLI start-up under
+    load reached its write, and the "busy" ingest then succeeded."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -80,7 +82,7 @@ def _hold_writer(path: str) -> subprocess.Popen:
             import duckdb, sys, time
             con = duckdb.connect({path!r})
             print("locked", flush=True)
-            time.sleep(30)
+            time.sleep(3600)
         """),
         ],
         stdout=subprocess.PIPE,
