@@ -354,7 +354,10 @@ def score(
     seed: Annotated[int, typer.Option(help="Seed of the prompt sampling.")] = SCORING.seed,
     beta: Annotated[float, typer.Option(help="Temperature of lm weights.")] = SCORING.beta,
     temperature: Annotated[
-        float, typer.Option(help="Temperature of embedding weights.")
+        float | None,
+        typer.Option(
+            help="Temperature of embedding weights (default: chosen so the mean ESS is mid 3-8)."
+        ),
     ] = SCORING.temperature,
     lm: Annotated[
         str | None, typer.Option(help="Causal LM (folder or hub id) for --weights lm.")

@@ -16,13 +16,22 @@ def benchmark_flow(
     dataset: str,
     split: str = AblationConfig.test_split,
     group_by: list[str] | None = None,
+    bias_cells: list[str] | None = None,
     warehouse: str | None = None,
     device: str | None = None,
 ) -> dict:
-    """`models`: [{"name", "path", "method", "seed"}, ...]. Writes `benchmark_results` rows."""
+    """`models`: [{"name", "path", "method", "seed"}, ...]. Writes `benchmark_results` rows;
+    `bias_cells` (default winner longer / shorter) are the subsets the group-balanced
+    accuracy averages."""
     group_by = group_by or []
     run = create_run(
-        warehouse, name=name, dataset=dataset, split=split, models=models, group_by=group_by
+        warehouse,
+        name=name,
+        dataset=dataset,
+        split=split,
+        models=models,
+        group_by=group_by,
+        bias_cells=list(bias_cells or AblationConfig.bias_cells),
     )
     evaluated = [evaluate_model(warehouse, run["benchmark_run_id"], m, device) for m in models]
     return {

@@ -26,6 +26,7 @@ def curate_flow(
     augment: str | None = SetDefinition.augment,
     keep_fraction: float = SetDefinition.keep_fraction,
     rrm_filter: bool = SetDefinition.rrm_filter,
+    rrm_cap: float | None = SetDefinition.rrm_cap,
     seed: int = SetDefinition.seed,
     scoring_run_id: int | None = SetDefinition.scoring_run_id,
     warehouse: str | None = None,
@@ -41,6 +42,7 @@ def curate_flow(
         augment=augment,
         keep_fraction=keep_fraction,
         rrm_filter=rrm_filter,
+        rrm_cap=rrm_cap,
         seed=seed,
         scoring_run_id=scoring_run_id,
     )

@@ -19,6 +19,7 @@ from rmcore.config import ScoringConfig
 from tasks.common import logger
 from tasks.score import (
     RunPlan,
+    choose_temperature,
     embed_texts,
     finished_shards,
     merge_shards,
@@ -48,7 +49,7 @@ def score_flow(
     criterion: str = ScoringConfig.criterion,
     seed: int = ScoringConfig.seed,
     beta: float = ScoringConfig.beta,
-    temperature: float = ScoringConfig.temperature,
+    temperature: float | None = ScoringConfig.temperature,
     lm: str | None = ScoringConfig.lm,
     pool: str | None = None,
     shard_size: int = ScoringConfig.shard_size,
@@ -96,6 +97,8 @@ def score_flow(
             "embedded_texts": emb["embedded"],
             "embed_forward_passes": emb["forward_passes"],
         }
+    if config.weights == "embedding":
+        plan.config["temperature"] = choose_temperature(warehouse, plan)
     start = time.perf_counter()
     if shard_deployment:
         stats = _shards_as_deployment_runs(shard_deployment, warehouse, plan)

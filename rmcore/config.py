@@ -61,10 +61,14 @@ class ScoringConfig:
     prompts_per_pair: int = 16  # M: prompts sampled per pair besides its own (K = M + 1)
     seed: int = 0
     criterion: str = "balanced"
-    weights: str = "uniform"
+    weights: str = "embedding"  # without a policy LM, the embedding-similarity proxy
     beta: float = 1.0  # temperature of `lm` weights: w ~ exp(beta * (l_w + l_l))
-    temperature: float = 0.1  # of `embedding` weights: w ~ exp(cos / temperature)
+    # of `embedding` weights, w ~ exp(cos / temperature); None: chosen per run so that the
+    # mean effective sample size lands mid `ess_band`
+    temperature: float | None = None
+    ess_band: tuple[float, float] = (3.0, 8.0)
     lm: str | None = None  # causal LM for `lm` weights
+    pool_split: str = "train"  # prompts are drawn from this split only (never test prompts)
     shard_size: int = 2048
 
     def __post_init__(self) -> None:
@@ -74,6 +78,13 @@ class ScoringConfig:
             raise InvalidArgument(f"weights must be one of {WEIGHT_METHODS}, got {self.weights!r}")
         if self.weights == "lm" and not self.lm:
             raise InvalidArgument("weights='lm' needs a causal LM (--lm PATH or hub id)")
+        lo, hi = self.ess_band
+        if not 1.0 <= lo <= hi:
+            raise InvalidArgument(
+                f"ess_band must be (low, high) with 1 <= low <= high, got {self.ess_band}"
+            )
+        if self.temperature is not None and not self.temperature > 0:
+            raise InvalidArgument(f"temperature must be > 0 or None, got {self.temperature}")
         if self.prompts_per_pair < 0 or self.shard_size < 1:
             raise InvalidArgument("prompts_per_pair must be >= 0 and shard_size >= 1")
 
@@ -84,9 +95,25 @@ class ScoringConfig:
 
 METHODS: dict[str, dict] = {
     "vanilla": {"rule": "uniform"},
-    "rrm": {"rule": "uniform", "augment": "rrm"},
-    "prompt-free-priority": {"rule": "prompt-free-priority", "params": {"tau": 1.0}},
+    "rrm": {"rule": "uniform", "augment": "rrm", "rrm_filter": True},
+    "prompt-free-priority": {"rule": "prompt-free-priority", "params": {"c": 1.0, "cap": 10.0}},
     "prompt-free-filter": {"rule": "prompt-free-filter", "params": {"q": 0.5}},
+    # RRM again, trained for as many passes over its (larger) set as vanilla makes over the
+    # original pairs, instead of vanilla's number of optimizer steps
+    "rrm-epochs": {"rule": "uniform", "augment": "rrm", "rrm_filter": True, "budget": "epochs"},
+}
+
+
+# The parameter grid the ablation searches per method (one seed each), on the validation
+# split by group-balanced accuracy; the methods' `params` above are used where no grid is.
+TUNING: dict[str, tuple[dict, ...]] = {
+    "prompt-free-priority": (
+        {"c": 0.5, "cap": 10.0},
+        {"c": 1.0, "cap": 10.0},
+        {"c": 2.0, "cap": 10.0},
+        {"rank": True, "cap": 10.0},
+    ),
+    "prompt-free-filter": ({"q": 0.25}, {"q": 0.5}, {"q": 0.75}),
 }
 
 
@@ -114,6 +141,7 @@ class SetDefinition:
     rrm_filter: bool = (
         False  # keep only augmented pairs the reference model gets wrong or is unsure of
     )
+    rrm_cap: float | None = 1.0  # at most this many augmented pairs per source pair (None: all)
     seed: int = 0
     scoring_run_id: int | None = None  # default: the newest complete run (when scores are needed)
 
@@ -247,6 +275,10 @@ class AblationConfig:
     base_model: str = ModelSpec.base_model
     train_predicate: str = SetDefinition.predicate  # user SQL over v_pairs_scored, sandboxed
     test_split: str = "test"
+    validation_split: str = "validation"  # where the TUNING grid is compared (never test)
+    cross_fit_folds: int = 5  # k reference models, each scoring only the fold it never saw
+    tune: bool = True  # search TUNING on the validation split; False: the METHODS params
+    bias_cells: tuple[str, ...] = ("winner_longer", "winner_shorter")  # of balanced accuracy
     reports_dir: str = IngestConfig.reports_dir
 
 

@@ -6,6 +6,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from rmcore.stages import ablation as stage
+from rmcore.stages import crossfit
+from rmcore.stages.ablation import reference_names, tuning_name
+from rmcore.stages.crossfit import fold_training_predicate
+
+__all__ = ["fold_training_predicate", "reference_names", "tuning_name"]  # names flows use
+from tasks.common import current_flow_run_id
 
 
 @task(name="count-training-candidates", cache_policy=NO_CACHE)
@@ -29,6 +35,8 @@ def check_ablation(
     reference: bool,
     train_predicate: str,
     reports_dir: str,
+    folds: int = 1,
+    tuning: dict | None = None,
     overwrite: bool = False,
 ) -> str:
     """Names, methods, dataset, train predicate and report folder, before any training."""
@@ -41,5 +49,23 @@ def check_ablation(
         reference=reference,
         train_predicate=train_predicate,
         reports_dir=reports_dir,
+        folds=folds,
+        tuning=tuning,
         overwrite=overwrite,
+    )
+
+
+@task(name="choose-tuned-params", cache_policy=NO_CACHE)
+def tuning_choice(
+    warehouse: str | None, benchmark_run_id: int, grid: list[dict]
+) -> tuple[dict[str, dict], list[dict]]:
+    """Per method, the grid point with the best group-balanced validation accuracy."""
+    return stage.tuning_choice(warehouse, benchmark_run_id, grid)
+
+
+@task(name="combine-cross-fit-folds", cache_policy=NO_CACHE)
+def combine_folds(warehouse: str | None, *, dataset: str, fold_runs: list[int]) -> int:
+    """One scoring run whose pairs of fold f come from the model trained without fold f."""
+    return crossfit.combine_folds(
+        warehouse, dataset=dataset, fold_runs=fold_runs, flow_run_id=current_flow_run_id()
     )

@@ -19,6 +19,7 @@ def create_run(
     split: str,
     models: list[dict],
     group_by: list[str],
+    bias_cells: list[str],
 ) -> dict:
     """{"benchmark_run_id", "dataset_id", "n_test"} of a new run over `dataset`'s `split`."""
     return stage.create_run(
@@ -28,6 +29,7 @@ def create_run(
         split=split,
         models=models,
         group_by=group_by,
+        bias_cells=bias_cells,
         flow_run_id=current_flow_run_id(),
     )
 

@@ -24,6 +24,8 @@ def write_ablation_report(
     reports_dir: str,
     meta: dict,
     methods: list[str],
+    tuning: list[dict] | None = None,
+    budgets: list[dict] | None = None,
     overwrite: bool = False,
 ) -> dict:
     """`reports_dir`/`name`/index.html and summary.md: {"report", "summary_md", "summary",
@@ -37,6 +39,8 @@ def write_ablation_report(
         reports_dir=reports_dir,
         meta=meta,
         methods=methods,
+        tuning=tuning,
+        budgets=budgets,
         overwrite=overwrite,
         flow_run_id=flow_run_id,
     )

@@ -50,6 +50,12 @@ def embed_texts(warehouse: str | None, plan: RunPlan, progress: bool = False) ->
     return stage.embed_texts(warehouse, plan, progress=progress)
 
 
+@task(name="choose-temperature", cache_policy=NO_CACHE)
+def choose_temperature(warehouse: str | None, plan: RunPlan) -> float:
+    """The embedding weights' temperature (configured, or chosen for the ESS band)."""
+    return stage.choose_temperature(warehouse, plan)
+
+
 def _gpu_slot(device: str) -> AbstractContextManager:
     """Tasks that use the GPU take a slot of the Prefect concurrency limit named `gpu`."""
     if not device.startswith("cuda"):

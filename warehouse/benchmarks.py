@@ -83,3 +83,21 @@ def run_row(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
         raise LookupError(f"no benchmark run {run_id}")
     row = rows.row(0, named=True)
     return row | {"params": json.loads(row["params"]) if row["params"] else {}}
+
+
+EVIDENCE_ROWS = (
+    "(model LIKE 'baseline:%' OR benchmark LIKE 'paired:%' OR subset = 'response_only_wrong')"
+)
+
+
+def replace_evidence(con: duckdb.DuckDBPyConnection, run_id: int, rows: pl.DataFrame) -> None:
+    """The run's baseline, response-only-wrong and paired rows, replaced by `rows`."""
+    con.execute(
+        f"DELETE FROM benchmark_results WHERE benchmark_run_id = ? AND {EVIDENCE_ROWS}", [run_id]
+    )
+    with registered(con, "new_evidence", rows):
+        con.execute(
+            "INSERT INTO benchmark_results SELECT ?, model, method, seed, benchmark, subset, n,"
+            " metric, value, ci_low, ci_high FROM new_evidence",
+            [run_id],
+        )

@@ -36,10 +36,24 @@ def dataset_pairs(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.DataFra
     )
 
 
-def dataset_prompt_ids(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pl.Series:
+def dataset_prompt_ids(con: duckdb.DuckDBPyConnection, dataset_id: int, split: str) -> pl.Series:
+    """The prompt pool: distinct prompts of the dataset's `split` (the training split, so no
+    validation or test prompt ever enters a training pair's decomposition)."""
     return frame(
-        con, "SELECT DISTINCT prompt_id FROM pairs WHERE dataset_id = ? ORDER BY 1", [dataset_id]
+        con,
+        "SELECT DISTINCT prompt_id FROM pairs WHERE dataset_id = ? AND split = ?"
+        " AND augmentation IS NULL ORDER BY 1",
+        [dataset_id, split],
     )["prompt_id"]
+
+
+def set_temperature(
+    con: duckdb.DuckDBPyConnection, scoring_run_id: int, temperature: float
+) -> None:
+    con.execute(
+        "UPDATE scoring_runs SET temperature = ? WHERE scoring_run_id = ?",
+        [temperature, scoring_run_id],
+    )
 
 
 def _with_keys(
@@ -203,3 +217,11 @@ def run_timings(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> dict:
         "SELECT timings FROM scoring_runs WHERE scoring_run_id = ?", [scoring_run_id]
     ).fetchone()
     return json.loads(timings or "{}")
+
+
+def run_fields(con: duckdb.DuckDBPyConnection, scoring_run_id: int) -> dict[str, Any]:
+    """Every column of one scoring run; an unknown id raises."""
+    rows = frame(con, "SELECT * FROM scoring_runs WHERE scoring_run_id = ?", [scoring_run_id])
+    if rows.height == 0:
+        raise LookupError(f"no scoring run {scoring_run_id}")
+    return rows.row(0, named=True)

@@ -29,7 +29,8 @@ class RRMResult:
     n_generated: int  # 14 per source pair
     n_subsampled: int  # after keeping `keep_fraction` of each pair's 14
     n_identical: int  # dropped after subsampling: both sides are the same response
-    n_kept: int  # after the reference-model uncertainty filter
+    n_filtered: int  # after the reference-model uncertainty filter
+    n_kept: int  # after the cap on augmented pairs (at most cap x source pairs)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -37,6 +38,7 @@ class RRMResult:
             "generated": self.n_generated,
             "subsampled": self.n_subsampled,
             "dropped_identical": self.n_identical,
+            "after_filter": self.n_filtered,
             "kept": self.n_kept,
         }
 
@@ -48,6 +50,7 @@ def rrm_augment(
     keep_fraction: float = 0.5,
     reference_gap: ReferenceGap | None = None,
     uncertainty_threshold: float = 0.2,
+    cap: float | None = 1.0,
 ) -> RRMResult:
     """RRM pairs under each source prompt x_i, from responses of two pairs j != k of other prompts.
 
@@ -56,7 +59,9 @@ def rrm_augment(
     pairs (borrowed vs borrowed, label 0.5); round(14 * keep_fraction) of them are kept (at least
     one). With ``reference_gap(prompt_ids, chosen_ids, rejected_ids) -> r(x, a) - r(x, b)``
     only the pairs the reference model gets wrong or is unsure of survive:
-    |sigmoid(gap) - label| >= uncertainty_threshold.
+    |sigmoid(gap) - label| >= uncertainty_threshold. Of the survivors at most
+    floor(cap * N) are kept (a seeded uniform draw): RRM adds at most as many pairs as it
+    started from by default, so the originals stay at least half of the set.
     """
     needed = ["pair_id", "prompt_id", "chosen_id", "rejected_id"]
     missing = sorted(set(needed) - set(pairs.columns))
@@ -67,6 +72,8 @@ def rrm_augment(
         raise ValueError(f"pairs has nulls in {with_nulls}")
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    if cap is not None and not cap >= 0.0:
+        raise ValueError(f"cap must be >= 0 or None, got {cap}")
     if not 0.0 <= uncertainty_threshold <= 1.0:
         raise ValueError(f"uncertainty_threshold must be in [0, 1], got {uncertainty_threshold}")
     rng = np.random.default_rng(seed)
@@ -116,7 +123,11 @@ def rrm_augment(
         prob = 0.5 * (1.0 + np.tanh(0.5 * gap))  # sigmoid(gap) without overflow
         unsure = np.abs(prob - out["label"].to_numpy()) >= uncertainty_threshold
         out = out.filter(pl.Series(unsure))
-    return RRMResult(out, PER_PAIR * n, n_subsampled, n_identical, out.height)
+    n_filtered = out.height
+    if cap is not None and out.height > math.floor(cap * n):
+        keep = np.sort(rng.choice(out.height, size=math.floor(cap * n), replace=False))
+        out = out[keep]
+    return RRMResult(out, PER_PAIR * n, n_subsampled, n_identical, n_filtered, out.height)
 
 
 def _draw_donors(prompt_ids: pl.Series, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -26,14 +26,57 @@ def uniform(free: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return np.ones(free.shape[0])
 
 
-def prompt_free_priority(free: np.ndarray, *, tau: float = 1.0, seed: int = 0) -> np.ndarray:
-    """a_i = sigmoid(-free_i / tau) rescaled to mean 1, so the loss scale matches `uniform`."""
-    _check_positive("tau", tau)
+def prompt_free_priority(
+    free: np.ndarray,
+    *,
+    tau: float | None = None,
+    c: float = 1.0,
+    cap: float | None = 10.0,
+    rank: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """a_i = sigmoid(-free_i / tau) rescaled to mean 1, so the loss scale matches `uniform`.
+
+    Scale-aware by default: tau = c * MAD(free) (the median absolute deviation), so the
+    weights do not change when every free gap is rescaled, e.g. by a reference model trained
+    longer; a fixed `tau` overrides that. `rank=True` uses the free gaps' ranks instead of
+    their values (a_i falls linearly from the smallest to the largest free gap). `cap` bounds
+    the largest weight at `cap` times the mean, so a handful of pairs with very negative free
+    gaps (often pairs the reference model failed to fit) cannot take most of the loss."""
     if free.size == 0:
         return np.zeros(0)
-    log_a = -np.logaddexp(0.0, free / tau)  # (N,) log sigmoid(-free / tau); sigmoid underflows
-    a = np.exp(log_a - log_a.max())
-    return a / a.mean()
+    if rank:
+        order = np.argsort(np.argsort(free, kind="stable"), kind="stable")  # (N,) 0 = smallest
+        a = 1.0 - (order + 0.5) / free.size
+    else:
+        tau = free_gap_scale(free, c) if tau is None else tau
+        _check_positive("tau", tau)
+        log_a = -np.logaddexp(0.0, free / tau)  # (N,) log sigmoid(-free / tau); no underflow
+        a = np.exp(log_a - log_a.max())
+    return cap_weights(a / a.mean(), cap)
+
+
+def free_gap_scale(free: np.ndarray, c: float = 1.0) -> float:
+    """c * MAD(free): the spread tau is measured in; all-equal gaps fall back to c * max(|free|, 1)
+    (any tau orders them the same)."""
+    _check_positive("c", c)
+    mad = float(np.median(np.abs(free - np.median(free))))
+    return c * (mad if mad > 0 else max(float(np.abs(free).max()), 1.0))
+
+
+def cap_weights(a: np.ndarray, cap: float | None) -> np.ndarray:
+    """Weights (mean 1) with none above `cap` times the mean: clip, renormalize, repeat (each
+    round clips at least one more weight, so it ends within N rounds)."""
+    if cap is None:
+        return a
+    if not (_is_number(cap) and cap >= 1.0):
+        raise InvalidArgument(f"cap must be a number >= 1 (a multiple of the mean), got {cap!r}")
+    for _ in range(a.size):
+        if a.max() <= cap * (1.0 + 1e-12):
+            break
+        a = np.minimum(a, cap)
+        a = a / a.mean()
+    return a
 
 
 def prompt_free_filter(free: np.ndarray, *, q: float = 0.5, seed: int = 0) -> np.ndarray:

@@ -12,6 +12,8 @@ policy model. Only the model-free math lives here; the scores come from `rmcore.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -76,3 +78,22 @@ def effective_sample_size(w: Tensor) -> Tensor:
     v = torch.where(top > 0, w / top, torch.zeros_like(w))  # (N, K)
     total, square = v.sum(dim=1), (v * v).sum(dim=1)  # (N,)
     return torch.where(square > 0, total**2 / square, torch.zeros_like(total))
+
+
+def temperature_for_ess(
+    cos: Tensor, mask: Tensor, band: tuple[float, float], *, iterations: int = 60
+) -> float:
+    """The temperature T of w ~ exp(cos / T) whose mean ESS over the rows is the middle of
+    `band` (bisection on log T: ESS grows with T, from 1 towards the number of valid
+    prompts). cos, mask: (N, K). When even uniform weights stay below the band (few prompts
+    per pair), the largest temperature searched is returned, i.e. nearly uniform weights."""
+    target = 0.5 * (band[0] + band[1])
+    lo, hi = math.log(1e-4), math.log(1e3)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        w = normalize_log_weights(cos / math.exp(mid), mask, 1.0)
+        if effective_sample_size(w).mean().item() < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(hi)

@@ -32,6 +32,22 @@ ROW_SCHEMA = {
 }
 
 
+LENGTH_CELLS = ("winner_longer", "winner_shorter")  # the default bias cells
+
+
+def balanced_row(rows: list[dict], cells: tuple[str, ...]) -> dict:
+    """("preference", "bias_balanced", "accuracy"): the mean of the cells' accuracies (nan
+    when a cell is empty: the balance cannot be measured)."""
+    acc = {
+        r["subset"]: r["value"]
+        for r in rows
+        if r["benchmark"] == "preference" and r["metric"] == "accuracy"
+    }
+    values = [acc.get(c, float("nan")) for c in cells]
+    n = sum(int(r["n"]) for r in rows if r["metric"] == "accuracy" and r["subset"] in cells)
+    return _row("preference", "bias_balanced", n, "accuracy", float(np.mean(values)))
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -91,9 +107,12 @@ def evaluate_pairs(
     r_rejected: np.ndarray,
     *,
     group_by: tuple[str, ...] = (),
+    bias_cells: tuple[str, ...] = LENGTH_CELLS,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """Rows for preference metrics on all pairs, the length-bias probes, and per group.
+    """Rows for preference metrics on all pairs, the length-bias probes, and per group, plus
+    the group-balanced accuracy: the mean accuracy over the `bias_cells` subsets (e.g.
+    winner longer / winner shorter), a metric the shortcut cannot win by being the majority.
 
     `test` needs label, chosen_chars, rejected_chars, prompt_id, plus the `group_by` columns."""
     gap = r_chosen - r_rejected
@@ -107,6 +126,7 @@ def evaluate_pairs(
         for value in sorted(test[col].drop_nulls().unique().to_list()):
             mask = (test[col] == value).fill_null(False).to_numpy()
             rows += preference_rows(gap[mask], label[mask], f"{col}={value}", seed)
+    rows.append(balanced_row(rows, bias_cells))
     # Reward against length at a fixed prompt (both responses of each prompt's pairs).
     rewards = np.concatenate([r_chosen, r_rejected])
     lengths = np.concatenate([test["chosen_chars"].to_numpy(), test["rejected_chars"].to_numpy()])

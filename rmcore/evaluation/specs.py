@@ -39,6 +39,20 @@ HEADLINE: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         benchmark="preference",
+        subset="bias_balanced",
+        metric="accuracy",
+        title="group-balanced accuracy (bias cells)",
+        higher_is_better=True,
+    ),
+    MetricSpec(
+        benchmark="preference",
+        subset="response_only_wrong",
+        metric="accuracy",
+        title="accuracy where r(y) is wrong",
+        higher_is_better=True,
+    ),
+    MetricSpec(
+        benchmark="preference",
         subset="winner_shorter",
         metric="accuracy",
         title="bias-breaking: winner is shorter",
@@ -55,7 +69,14 @@ HEADLINE: tuple[MetricSpec, ...] = (
         benchmark="prompt_swap",
         subset="all",
         metric="accuracy",
-        title="prompt-swap accuracy",
+        title="prompt-swap, random donor (RRM's training objective)",
+        higher_is_better=True,
+    ),
+    MetricSpec(
+        benchmark="prompt_swap",
+        subset="same_topic",
+        metric="accuracy",
+        title="prompt-swap, same-topic donor (RRM's training objective)",
         higher_is_better=True,
     ),
     MetricSpec(
@@ -64,6 +85,9 @@ HEADLINE: tuple[MetricSpec, ...] = (
         metric="log_loss",
         title="log-loss",
         higher_is_better=False,
+    ),
+    MetricSpec(
+        benchmark="preference", subset="all", metric="brier", title="Brier", higher_is_better=False
     ),
     MetricSpec(
         benchmark="preference", subset="all", metric="ece", title="ECE", higher_is_better=False
@@ -77,13 +101,6 @@ HEADLINE: tuple[MetricSpec, ...] = (
     ),
 )
 SPECS: dict[MetricKey, MetricSpec] = {spec.key: spec for spec in HEADLINE}
-
-# The metrics an ablation's findings compare each method with the baseline on, in order.
-FINDINGS: tuple[MetricKey, ...] = (
-    ("preference", "winner_shorter", "accuracy"),
-    ("preference", "all", "accuracy"),
-    ("prompt_swap", "all", "accuracy"),
-)
 
 
 def spec_of(key: MetricKey | MetricSpec) -> MetricSpec:

@@ -5,21 +5,78 @@ predicate selects)."""
 
 from __future__ import annotations
 
+import math
+
+import polars as pl
+
 from rmcore.config import METHODS
 from rmcore.errors import InvalidArgument
 from rmcore.names import NAME_MAX, check_name
 from rmcore.stages.report import report_folder
+from warehouse import benchmarks as bsql
 from warehouse import catalog
 from warehouse import curation as sql
 from warehouse.connection import reader
 from warehouse.predicates import check_predicate
 
 
-def model_names(name: str, *, methods: list[str], seeds: list[int], reference: bool) -> list[str]:
-    """The models (and curated sets) an ablation `name` makes: `name-reference` when it
-    trains its own reference model, and `name-METHOD-sSEED` per arm."""
-    arms = [f"{name}-{method}-s{seed}" for seed in seeds for method in methods]
-    return ([f"{name}-reference"] if reference else []) + arms
+def reference_names(name: str, folds: int) -> list[str]:
+    """The reference model(s) an ablation trains: `name-reference-fF` per cross-fitting fold,
+    or one in-sample `name-reference` when folds < 2."""
+    return [f"{name}-reference-f{f}" for f in range(folds)] if folds >= 2 else [f"{name}-reference"]
+
+
+def tuning_name(name: str, method: str, index: int) -> str:
+    """The model (and set) of grid point `index` of `method`'s TUNING grid."""
+    return f"{name}-{method}-t{index}"
+
+
+def model_names(
+    name: str,
+    *,
+    methods: list[str],
+    seeds: list[int],
+    reference: bool,
+    folds: int = 1,
+    tuning: dict[str, tuple[dict, ...]] | None = None,
+) -> list[str]:
+    """The models (and curated sets) an ablation `name` makes: its reference model(s) when it
+    trains its own, one per tuning grid point, and `name-METHOD-sSEED` per arm."""
+    refs = reference_names(name, folds) if reference else []
+    grid = [
+        tuning_name(name, method, i)
+        for method in methods
+        for i in range(len((tuning or {}).get(method, ())))
+    ]
+    return refs + grid + [f"{name}-{method}-s{seed}" for seed in seeds for method in methods]
+
+
+def tuning_choice(
+    warehouse: str | None, benchmark_run_id: int, grid: list[dict]
+) -> tuple[dict[str, dict], list[dict]]:
+    """Per method, the grid point with the highest group-balanced accuracy on the validation
+    benchmark run (ties: the first listed), and every grid row with its score. `grid`:
+    [{"model", "method", "params"}]."""
+    with reader(warehouse) as con:
+        results = bsql.results(con, benchmark_run_id)
+    balanced = dict(
+        results.filter(
+            (pl.col("benchmark") == "preference")
+            & (pl.col("subset") == "bias_balanced")
+            & (pl.col("metric") == "accuracy")
+        )
+        .select("model", "value")
+        .iter_rows()
+    )
+    rows = [g | {"validation_balanced_accuracy": balanced.get(g["model"])} for g in grid]
+    chosen: dict[str, dict] = {}
+    best: dict[str, float] = {}
+    for row in rows:
+        score = row["validation_balanced_accuracy"]
+        score = -math.inf if score is None or math.isnan(score) else score
+        if row["method"] not in best or score > best[row["method"]]:
+            best[row["method"]], chosen[row["method"]] = score, row["params"]
+    return chosen, rows
 
 
 def check_ablation(
@@ -32,6 +89,8 @@ def check_ablation(
     reference: bool,
     train_predicate: str,
     reports_dir: str,
+    folds: int = 1,
+    tuning: dict[str, tuple[dict, ...]] | None = None,
     overwrite: bool = False,
 ) -> str:
     """Refuse, before any work, a bad report name or one whose derived model names are
@@ -42,7 +101,10 @@ def check_ablation(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise InvalidArgument(f"unknown methods {unknown}; choose from {list(METHODS)}")
-    for derived in model_names(name, methods=methods, seeds=seeds, reference=reference):
+    names = model_names(
+        name, methods=methods, seeds=seeds, reference=reference, folds=folds, tuning=tuning
+    )
+    for derived in names:
         if len(derived) > NAME_MAX:  # the only way a valid name + "-METHOD-sSEED" can fail
             raise InvalidArgument(
                 f"report name {name!r} is too long for the model names it makes ({derived!r}"

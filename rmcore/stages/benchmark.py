@@ -13,7 +13,7 @@ import logging
 import polars as pl
 
 from rmcore.errors import InvalidArgument
-from rmcore.evaluation.evaluate import evaluate_pairs, prompt_swap_rows
+from rmcore.evaluation.evaluate import LENGTH_CELLS, evaluate_pairs, prompt_swap_rows
 from rmcore.evaluation.metrics import make_prompt_swap_pairs
 from rmcore.stages.scores import load_model, lookup_scores, score_combos
 from warehouse import benchmarks as sql
@@ -45,6 +45,7 @@ def create_run(
     split: str,
     models: list[dict],
     group_by: list[str],
+    bias_cells: list[str],
     flow_run_id: str | None,
 ) -> dict:
     """A new benchmark run over `dataset`'s `split` (which must hold pairs):
@@ -60,14 +61,19 @@ def create_run(
             name=name,
             dataset_id=dataset_id,
             split=split,
-            params={"models": models, "group_by": group_by},
+            params={"models": models, "group_by": group_by, "bias_cells": bias_cells},
             flow_run_id=flow_run_id,
         )
     return {"benchmark_run_id": run_id, "dataset_id": dataset_id, "n_test": n_test}
 
 
 def score_model(
-    warehouse: str | None, model: dict, test: pl.DataFrame, group_by: list[str], device: str
+    warehouse: str | None,
+    model: dict,
+    test: pl.DataFrame,
+    group_by: list[str],
+    device: str,
+    bias_cells: tuple[str, ...] = LENGTH_CELLS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(metric rows, per-pair predictions) of one model on `test`, tagged with the model's
     name, method and seed; scores go through the (prompt, response) cache."""
@@ -91,7 +97,9 @@ def score_model(
     swapped = lookup_scores(table, swap["prompt_id"], swap["response_id"])
     rows = pl.concat(
         [
-            evaluate_pairs(test, r_c, r_r, group_by=tuple(group_by), seed=seed),
+            evaluate_pairs(
+                test, r_c, r_r, group_by=tuple(group_by), bias_cells=bias_cells, seed=seed
+            ),
             prompt_swap_rows(own, swapped),
         ]
     )
@@ -113,7 +121,8 @@ def evaluate_model(
         run = sql.run_row(con, benchmark_run_id)
     group_by = list(run["params"].get("group_by") or [])
     test = load_test_pairs(warehouse, run["dataset_id"], run["split"], group_by)
-    rows, preds = score_model(warehouse, model, test, group_by, device or "cpu")
+    cells = tuple(run["params"].get("bias_cells") or LENGTH_CELLS)
+    rows, preds = score_model(warehouse, model, test, group_by, device or "cpu", cells)
     with transaction(warehouse) as con:
         sql.store_results(con, benchmark_run_id, rows, preds)
     log.info(

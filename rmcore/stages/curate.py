@@ -15,6 +15,7 @@ from rmcore.errors import InvalidArgument, NotFound
 from rmcore.names import check_name
 from rmcore.textnorm import pair_ids
 from warehouse import catalog
+from warehouse import crossfit as xsql
 from warehouse import curation as sql
 from warehouse.connection import reader, transaction
 
@@ -96,13 +97,22 @@ def select_and_weigh(
 
 
 def reference_gap(warehouse: str | None, scoring_run_id: int) -> ReferenceGap:
-    """gap(prompt, a, b) under the scoring run's model, from the score cache or a fresh forward."""
+    """gap(prompt, a, b) under the scoring run's model, from the score cache or a fresh
+    forward. For a cross-fitted run, each row is scored by the model of its prompt's fold
+    (the model that never trained on that prompt)."""
     # Imported here: it loads torch, which the CLI's preflight of a set must not wait for.
-    from rmcore.stages.scores import lookup_scores, reference_scorer, score_combos
+    from rmcore.stages.scores import load_model, lookup_scores, reference_scorer, score_combos
 
-    scorer, encoder_id = reference_scorer(warehouse, scoring_run_id)
+    with reader(warehouse) as con:
+        fold_models = xsql.fold_runs_of(con, scoring_run_id)
+    if fold_models.height:
+        scorers = [load_model(m, "cpu") for m in fold_models["model_id"].to_list()]
+        encoders = [getattr(getattr(m, "encoder", None), "encoder_id", None) for m in scorers]
+    else:
+        scorer, encoder_id = reference_scorer(warehouse, scoring_run_id)
+        scorers, encoders = [scorer], [encoder_id]
 
-    def gap(prompt_ids: pl.Series, a_ids: pl.Series, b_ids: pl.Series) -> np.ndarray:
+    def one_model(scorer, encoder_id, prompt_ids, a_ids, b_ids) -> np.ndarray:
         combos = pl.concat(
             [
                 pl.DataFrame({"prompt_id": prompt_ids, "response_id": a_ids}),
@@ -111,6 +121,20 @@ def reference_gap(warehouse: str | None, scoring_run_id: int) -> ReferenceGap:
         ).unique()
         table = score_combos(warehouse, scorer, encoder_id, combos)
         return lookup_scores(table, prompt_ids, a_ids) - lookup_scores(table, prompt_ids, b_ids)
+
+    def gap(prompt_ids: pl.Series, a_ids: pl.Series, b_ids: pl.Series) -> np.ndarray:
+        if len(scorers) == 1:
+            return one_model(scorers[0], encoders[0], prompt_ids, a_ids, b_ids)
+        with reader(warehouse) as con:
+            fold = xsql.prompt_folds(con, prompt_ids, len(scorers)).to_numpy()
+        out = np.zeros(prompt_ids.len())
+        for f, (scorer, encoder_id) in enumerate(zip(scorers, encoders, strict=True)):
+            rows = np.flatnonzero(fold == f)
+            if rows.size:
+                out[rows] = one_model(
+                    scorer, encoder_id, prompt_ids[rows], a_ids[rows], b_ids[rows]
+                )
+        return out
 
     return gap
 
@@ -128,6 +152,7 @@ def augment_rrm(
         seed=definition.seed,
         keep_fraction=definition.keep_fraction,
         reference_gap=ref,
+        cap=definition.rrm_cap,
     )
     aug = out.pairs.with_columns(pl.format('{{"rrm_kind": "{}"}}', "rrm_kind").alias("provenance"))
     aug = aug.with_columns(
@@ -160,6 +185,7 @@ def build_set(
             "kind": definition.augment,
             "keep_fraction": definition.keep_fraction,
             "filter": definition.rrm_filter,
+            "cap": definition.rrm_cap,
         }
         if definition.augment
         else None

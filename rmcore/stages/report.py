@@ -11,10 +11,12 @@ import polars as pl
 
 from rmcore.config import BASELINE
 from rmcore.errors import OutputExists
-from rmcore.evaluation.report import display_summary, findings, summary_table, write_report
+from rmcore.evaluation.report import findings, grid, paired_summary, summary_table, write_report
 from rmcore.names import check_name, inside
+from rmcore.stages.evidence import add_evidence
 from warehouse import benchmarks as sql
 from warehouse import catalog
+from warehouse import scoring as ssql
 from warehouse.connection import reader, transaction
 
 log = logging.getLogger("rmcurate")
@@ -56,6 +58,37 @@ def report_folder(
     return folder
 
 
+def scoring_facts(warehouse: str | None, scoring_run_id: int, scored: pl.DataFrame) -> pl.DataFrame:
+    """How the free gaps were made and what they look like: folds, weights, temperature,
+    ESS (mean and range), free-gap quantiles and their agreement with the label."""
+    with reader(warehouse) as con:
+        run = ssql.run_fields(con, scoring_run_id)
+    train = scored.filter(pl.col("split") == "train")
+    hard = train.filter(pl.col("label") != 0.5)
+    facts = {
+        "free gaps from": (
+            f"cross-fitted, {run['cross_fit_folds']} folds by prompt (each fold scored by the"
+            " model that never trained on it)"
+            if run.get("cross_fit_folds")
+            else f"one model: {run['model_id']}"
+        ),
+        "importance weights": run["weights"],
+        "temperature (embedding weights)": run.get("temperature"),
+        "prompts per pair (M)": run["prompts_per_pair"],
+        "mean ESS (train pairs)": train["ess"].mean(),
+        "ESS 5% / 95%": f"{train['ess'].quantile(0.05):.2f} / {train['ess'].quantile(0.95):.2f}",
+        "free gap 5% / 50% / 95%": (
+            f"{train['free_gap'].quantile(0.05):.2f} / {train['free_gap'].median():.2f} /"
+            f" {train['free_gap'].quantile(0.95):.2f}"
+        ),
+        "share of train pairs with free gap < 0": (train["free_gap"] < 0).mean(),
+        "free gap agrees with the label (hard train pairs)": (
+            ((hard["free_gap"] > 0) == (hard["label"] > 0.5)).mean() if hard.height else None
+        ),
+    }
+    return pl.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]})
+
+
 def write_ablation_report(
     warehouse: str | None,
     *,
@@ -65,23 +98,59 @@ def write_ablation_report(
     reports_dir: str,
     meta: dict,
     methods: list[str],
+    tuning: list[dict] | None = None,
+    budgets: list[dict] | None = None,
     baseline: str = BASELINE,
     overwrite: bool = False,
     flow_run_id: str | None,
 ) -> dict:
     """Write `reports_dir/name`/index.html and summary.md (the folder checked by
-    `report_folder`) and record the page on the benchmark run.
+    `report_folder`) and record the page on the benchmark run. The trivial baselines and
+    paired differences (`rmcore.stages.evidence`) are stored under the run first.
 
-    Returns {"report", "summary_md" (paths), "summary" (the displayed table as dicts),
-    "findings"}; `meta` (plus the flow run) is shown as the report's run table."""
+    Returns {"report", "summary_md" (paths), "summary" (the metric x method grid as dicts),
+    "paired" (the paired differences as dicts), "findings"}; `meta` (plus the flow run) is
+    shown as the report's run table, `tuning` (grid points with their validation scores)
+    and `budgets` (per model: set size, augmented pairs, optimizer steps) as tables."""
     folder = report_folder(warehouse, reports_dir=reports_dir, name=name, overwrite=overwrite)
+    add_evidence(warehouse, benchmark_run_id, baseline=baseline)
     with reader(warehouse) as con:
         results = sql.results(con, benchmark_run_id)
         preds = sql.predictions(con, benchmark_run_id)
         scored = sql.scored_train_pairs(con, scoring_run_id)
     scored, length_col = with_length_difference(scored)
     summary = summary_table(results)
-    lines = findings(summary, methods, baseline)
+    paired = paired_summary(results)
+    lines = findings(paired, baseline)
+    shown_baselines = sorted(m for m in summary["method"].unique() if m.startswith("baseline:"))
+    tables = {"How the free gaps were made": scoring_facts(warehouse, scoring_run_id, scored)}
+    if tuning:
+        tables["Parameter choice (validation split, group-balanced accuracy; never test)"] = (
+            pl.DataFrame(
+                [
+                    {
+                        "method": t["method"],
+                        "params": str(t["params"]),
+                        "model": t["model"],
+                        "validation balanced accuracy": t["validation_balanced_accuracy"],
+                    }
+                    for t in tuning
+                ]
+            )
+        )
+    if budgets:
+        tables["Budgets (pairs in the set, of them augmented, optimizer steps)"] = pl.DataFrame(
+            [
+                {
+                    "model": b["name"],
+                    "method": b["method"],
+                    "set pairs": b.get("n_members"),
+                    "augmented": b.get("n_augmented"),
+                    "steps": b.get("steps"),
+                }
+                for b in budgets
+            ]
+        )
     html_path, md_path = write_report(
         folder,
         title=f"rmcurate ablation: {name}",
@@ -92,6 +161,9 @@ def write_ablation_report(
         scored=scored,
         length_col=length_col,
         findings=lines,
+        paired=paired,
+        columns=[*shown_baselines, *methods],
+        tables=tables,
     )
     report = str(html_path.resolve())
     with transaction(warehouse) as con:
@@ -100,6 +172,8 @@ def write_ablation_report(
     return {
         "report": report,
         "summary_md": str(md_path.resolve()),
-        "summary": display_summary(summary).to_dicts(),
+        "summary": grid(summary, [*shown_baselines, *methods]).to_dicts(),
+        "paired": paired.to_dicts(),
         "findings": lines,
+        "facts": tables["How the free gaps were made"].to_dicts(),
     }

@@ -22,8 +22,8 @@ import polars as pl
 import torch
 
 from rmcore.config import ScoringConfig
-from rmcore.decomposition import scoring
-from rmcore.errors import NotFound
+from rmcore.decomposition import scoring, weights
+from rmcore.errors import InvalidArgument, NotFound
 from rmcore.models.base import pick_device
 from rmcore.stages import scores
 from warehouse import catalog, models
@@ -132,7 +132,11 @@ def plan_run(
                 f"no reward model trained on {dataset!r} yet: train one (`rmcurate train`) or pass --model PATH"
             )
         pairs = sql.dataset_pairs(con, dataset_id)
-        pool_ids = sql.dataset_prompt_ids(con, pool_id)
+        pool_ids = sql.dataset_prompt_ids(con, pool_id, config.pool_split)
+    if pool_ids.len() == 0 and config.prompts_per_pair > 0:
+        raise InvalidArgument(
+            f"the prompt pool ({pool or dataset!r}, split {config.pool_split!r}) holds no prompts"
+        )
     scorer = scores.load_model(model, dev)
     needs_emb = scorer.backend == "embed-head" or config.weights == "embedding"
     encoder_id = scores.encoder_of(scorer, dev).encoder_id if needs_emb else None
@@ -157,6 +161,7 @@ def plan_run(
                 seed=config.seed,
                 weights=config.weights,
                 beta=config.beta if config.weights == "lm" else None,
+                temperature=config.temperature if config.weights == "embedding" else None,
                 lm_id=config.lm,
                 shard_size=config.shard_size,
                 n_pairs=pairs.height,
@@ -207,6 +212,26 @@ def embed_texts(warehouse: str | None, plan: RunPlan, *, progress: bool = False)
     return scores.ensure_embeddings(
         warehouse, encoder, _text_ids(inputs).unique(), progress=progress
     )
+
+
+def choose_temperature(warehouse: str | None, plan: RunPlan, *, sample: int = 4096) -> float:
+    """The embedding weights' temperature of the run: the configured one, or the one whose
+    mean ESS lands mid `ess_band` on (at most `sample`, seeded) pairs of the run; recorded
+    on the scoring run and returned for `plan.config`."""
+    config = plan.scoring_config
+    if config.temperature is not None:
+        return config.temperature
+    files = plan.files
+    inputs = pl.concat([pl.read_parquet(files.input(s)) for s in range(plan.n_shards)])
+    if inputs.height > sample:
+        inputs = inputs.sample(sample, seed=config.seed)
+    index, matrix = scores.cached_embeddings(warehouse, plan.encoder_id, _text_ids(inputs))
+    cos = scoring.embedding_log_weights(inputs, index, matrix, 1.0)
+    mask = torch.tensor(inputs["prompt_mask"].to_list(), dtype=torch.bool)
+    temperature = weights.temperature_for_ess(cos, mask, config.ess_band)
+    with transaction(warehouse) as con:
+        sql.set_temperature(con, plan.scoring_run_id, temperature)
+    return temperature
 
 
 def _lm_missing(plan: RunPlan, todo: pl.DataFrame, warehouse: str | None) -> pl.DataFrame:

@@ -137,6 +137,10 @@ def fit(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(total_steps, config))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     shuffle = torch.Generator().manual_seed(config.seed)
+    # METHOD.md's loss divides by the weights' sum over the whole set: a step of B pairs is
+    # normalized by B * mean(a), not by its own sum, so a step of low-priority pairs moves the
+    # model less instead of being scaled back up to a full-weight step.
+    mean_weight = weight.mean()
 
     history: list[dict[str, float]] = []
     best_loss, best_state, bad_epochs = math.inf, None, 0
@@ -153,7 +157,7 @@ def fit(
         for step_idx in torch.randperm(n, generator=shuffle).split(per_step):
             if step >= total_steps:
                 break
-            w_step = weight[step_idx.to(device)].sum()
+            w_step = mean_weight * len(step_idx)
             for idx in step_idx.split(config.batch_size):
                 with _autocast(device, config):
                     r_w, r_l = forward(idx)  # (B,), (B,)
