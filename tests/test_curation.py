@@ -184,7 +184,7 @@ def _check_structure(pairs: pl.DataFrame, aug: pl.DataFrame) -> None:
 
 def test_rrm_full_augmentation_by_hand() -> None:
     pairs = _pairs([4] * 10)
-    res = rrm_augment(pairs, seed=0, keep_fraction=1.0)
+    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, cap=None)
     aug = res.pairs
     assert aug.columns == [
         "prompt_id",
@@ -194,7 +194,13 @@ def test_rrm_full_augmentation_by_hand() -> None:
         "source_pair_id",
         "rrm_kind",
     ]
-    assert res.counts == {"generated": 560, "subsampled": 560, "dropped_identical": 0, "kept": 560}
+    assert res.counts == {
+        "generated": 560,
+        "subsampled": 560,
+        "dropped_identical": 0,
+        "after_filter": 560,
+        "kept": 560,
+    }
     assert aug.height == 14 * 40
     per_pair = aug.group_by("source_pair_id").agg(
         (pl.col("rrm_kind") == "non_contextual").sum().alias("nc"),
@@ -220,12 +226,12 @@ def test_rrm_full_augmentation_by_hand() -> None:
 
 def test_rrm_half_keeps_seven_per_pair_and_is_reproducible() -> None:
     pairs = _pairs([3, 5, 1, 2, 4, 1, 1, 3])
-    res = rrm_augment(pairs, seed=3)
+    res = rrm_augment(pairs, seed=3, cap=None)
     assert res.n_generated == 14 * 20 and res.n_subsampled == 7 * 20 and res.n_kept == 140
     assert (res.pairs.group_by("source_pair_id").len()["len"] == 7).all()
     _check_structure(pairs, res.pairs)
-    assert res.pairs.equals(rrm_augment(pairs, seed=3).pairs)
-    assert not res.pairs.equals(rrm_augment(pairs, seed=4).pairs)
+    assert res.pairs.equals(rrm_augment(pairs, seed=3, cap=None).pairs)
+    assert not res.pairs.equals(rrm_augment(pairs, seed=4, cap=None).pairs)
 
 
 @settings(max_examples=30, deadline=None)
@@ -234,10 +240,10 @@ def test_rrm_borrows_only_from_other_prompts(sizes: list[int], seed: int) -> Non
     n = sum(sizes)
     if n - max(sizes) < 2:
         with pytest.raises(ValueError, match="at least two pairs with a different prompt"):
-            rrm_augment(_pairs(sizes), seed=seed)
+            rrm_augment(_pairs(sizes, cap=None), seed=seed)
         return
     pairs = _pairs(sizes)
-    res = rrm_augment(pairs, seed=seed, keep_fraction=1.0)
+    res = rrm_augment(pairs, seed=seed, keep_fraction=1.0, cap=None)
     assert res.n_kept == 14 * n
     _check_structure(pairs, res.pairs)
 
@@ -250,14 +256,14 @@ def test_rrm_reference_filter_keeps_wrong_or_unsure() -> None:
         seen["n"] = prompt_ids.len()
         return np.zeros(prompt_ids.len())  # sigmoid = 0.5: right on neutral, unsure on the rest
 
-    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=unsure)
+    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=unsure, cap=None)
     assert seen["n"] == 14 * 12
     assert set(res.pairs["rrm_kind"]) == {"non_contextual"} and res.n_kept == 8 * 12
 
     def confident(prompt_ids: pl.Series, a_ids: pl.Series, b_ids: pl.Series) -> np.ndarray:
         return np.full(prompt_ids.len(), 10.0)  # sure the first wins: right on non-contextual
 
-    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=confident)
+    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=confident, cap=None)
     assert set(res.pairs["rrm_kind"]) == {"neutral"} and res.n_kept == 6 * 12
     res = rrm_augment(
         pairs, seed=0, keep_fraction=1.0, reference_gap=confident, uncertainty_threshold=0.6
@@ -271,13 +277,13 @@ def test_rrm_reference_filter_keeps_wrong_or_unsure() -> None:
             [5.0 if owner[a][1] == x else 0.0 for x, a in zip(prompt_ids, a_ids, strict=True)]
         )
 
-    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=knows_prompts)
+    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, reference_gap=knows_prompts, cap=None)
     assert res.n_kept == 0  # right on every pair: sigmoid(5) = 0.993 vs 1, sigmoid(0) = 0.5 vs 0.5
 
 
 def test_rrm_drops_self_comparisons() -> None:
     pairs = _pairs([1] * 8).with_columns(rejected_id=pl.lit("same"))
-    res = rrm_augment(pairs, seed=0, keep_fraction=1.0)
+    res = rrm_augment(pairs, seed=0, keep_fraction=1.0, cap=None)
     # Per pair: own rejected vs r_j and vs r_k, and the neutral r_j vs r_k, are all "same" vs "same".
     assert res.n_identical == 3 * 8
     assert res.n_kept == 11 * 8
@@ -335,7 +341,10 @@ def test_method_names_join_models_and_benchmarks() -> None:
     from rmcore.curation import method_name
 
     for name, spec in METHODS.items():
-        assert method_name(spec["rule"], spec.get("augment")) == name
+        # rrm-epochs trains on the same set as rrm (only its step budget differs), so a
+        # model records the set's method, rrm; the ablation labels its benchmark rows
+        expected = "rrm" if spec.get("budget") == "epochs" else name
+        assert method_name(spec["rule"], spec.get("augment")) == expected
     assert method_name("uniform", None) == "vanilla"
     assert method_name("uniform", "rrm") == "rrm"
     assert method_name("priority-sampling", None) == "priority-sampling"

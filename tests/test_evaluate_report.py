@@ -8,13 +8,15 @@ import pytest
 
 from rmcore.evaluation.evaluate import both_orientations, evaluate_pairs, prompt_swap_rows
 from rmcore.evaluation.report import (
-    compare,
     display_summary,
     findings,
+    grid,
+    paired_grid,
+    paired_summary,
     summary_table,
     write_report,
 )
-from rmcore.evaluation.specs import HEADLINE, SPECS
+from rmcore.evaluation.specs import HEADLINE
 
 SHORTER = ("preference", "winner_shorter", "accuracy")
 
@@ -94,19 +96,44 @@ def results_frame(
     return pl.DataFrame(rows)
 
 
-def test_compare_says_what_the_intervals_say():
-    clear = summary_table(
-        results_frame({"vanilla": [0.60, 0.61, 0.62], "prio": [0.80, 0.81, 0.82]})
+def paired_frame(diffs: dict[str, tuple[float, float, float]], key=SHORTER) -> pl.DataFrame:
+    """`paired:*` result rows: method -> (difference, ci_low, ci_high)."""
+    return pl.DataFrame(
+        [
+            {
+                "model": m,
+                "method": m,
+                "seed": None,
+                "benchmark": f"paired:{key[0]}",
+                "subset": key[1],
+                "metric": key[2],
+                "n": 10,
+                "value": d,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+            for m, (d, lo, hi) in diffs.items()
+        ]
     )
-    assert "better" in compare(clear, SHORTER, "prio")
-    worse = summary_table(
-        results_frame({"vanilla": [0.80, 0.81, 0.82], "prio": [0.60, 0.61, 0.62]})
+
+
+def test_findings_say_what_the_paired_intervals_say():
+    paired = paired_summary(
+        paired_frame(
+            {"prio": (0.2, 0.1, 0.3), "filter": (-0.2, -0.3, -0.1), "rrm": (0.05, -0.01, 0.1)}
+        )
     )
-    assert "worse" in compare(worse, SHORTER, "prio")
-    noisy = summary_table(results_frame({"vanilla": [0.5, 0.7, 0.6], "prio": [0.55, 0.75, 0.6]}))
-    assert "overlap" in compare(noisy, SHORTER, "prio")
-    single = summary_table(results_frame({"vanilla": [0.5], "prio": [0.7]}))
-    assert "not conclusive" in compare(single, SHORTER, "prio")
+    assert paired["verdict"].to_list() == ["better", "worse", "no clear difference"]
+    lines = findings(paired)
+    assert lines[0].startswith("prio vs vanilla on bias-breaking") and "(better)" in lines[0]
+    assert "(worse)" in lines[1]
+    assert lines[2].startswith("rrm vs vanilla: no clear difference")
+    # lower is better for log-loss and ECE: a clearly lower value is "better"
+    loss = paired_summary(paired_frame({"prio": (-0.1, -0.2, -0.05)}, ("preference", "all", "ece")))
+    assert loss["verdict"].to_list() == ["better"] and loss["metric"].to_list() == ["ECE"]
+    cells = paired_grid(paired)
+    assert cells.columns == ["metric", "prio", "filter", "rrm"]
+    assert cells["prio"][0] == "+0.200 [+0.100, +0.300] better"
 
 
 def test_write_report_has_tables_and_figures(tmp_path):
@@ -128,28 +155,14 @@ def test_write_report_has_tables_and_figures(tmp_path):
         results=results,
         preds=preds,
         scored=scored,
-        findings=[compare(summary, SHORTER, "prio")],
+        findings=findings(paired_summary(paired_frame({"prio": (0.2, 0.1, 0.3)}))),
+        paired=paired_summary(paired_frame({"prio": (0.2, 0.1, 0.3)})),
     )
     page = html.read_text()
-    for fig in ("accuracy.png", "calibration.png", "free_gap_hist.png", "free_vs_length.png"):
+    figures = ("accuracy.png", "calibration.png", "paired.png", "free_gap_hist.png")
+    for fig in (*figures, "free_vs_length.png"):
         assert (tmp_path / fig).stat().st_size > 1000 and fig in page
     assert "data-figures-loaded" in page and "prio vs vanilla" in md.read_text()
-
-
-def test_compare_reads_the_direction_from_the_spec():
-    # log-loss: lower is better, so a clearly lower mean is "better".
-    lower = summary_table(
-        results_frame(
-            {"vanilla": [0.70, 0.71, 0.72], "prio": [0.50, 0.51, 0.52]},
-            key=("preference", "all", "log_loss"),
-        )
-    )
-    sentence = compare(lower, ("preference", "all", "log_loss"), "prio")
-    assert sentence.startswith("prio vs vanilla on log-loss:") and "better" in sentence
-    assert SPECS[("preference", "all", "ece")].higher_is_better is False
-    assert "not measured" in compare(lower, SHORTER, "prio")
-    with pytest.raises(KeyError):
-        compare(lower, ("preference", "all", "no-such-metric"), "prio")
 
 
 def test_summary_is_keyed_and_displayed_by_title():
@@ -158,10 +171,11 @@ def test_summary_is_keyed_and_displayed_by_title():
     shown = display_summary(summary)
     assert shown.columns == ["metric", "method", "seeds", "mean", "ci_low", "ci_high"]
     assert shown["metric"].unique().to_list() == ["bias-breaking: winner is shorter"]
-    assert [s.title for s in HEADLINE][:2] == [
+    assert [s.title for s in HEADLINE][:3] == [
         "held-out accuracy",
-        "bias-breaking: winner is shorter",
+        "group-balanced accuracy (bias cells)",
+        "accuracy where r(y) is wrong",
     ]
-    lines = findings(summary, ["vanilla", "prio"])
-    assert len(lines) == 3 and lines[0].startswith("prio vs vanilla on bias-breaking")
-    assert "not measured" in lines[1]  # held-out accuracy is not in these results
+    table = grid(summary, ["vanilla", "prio"])
+    assert table.columns == ["metric", "vanilla", "prio"]
+    assert table["prio"][0].startswith("0.795 [")

@@ -417,3 +417,25 @@ def test_model_spec_digest_tracks_what_decides_the_weights() -> None:
         ModelSpec(config=TrainConfig())
     with pytest.raises(ValueError, match="backend"):
         ModelSpec(dataset="toy", backend="linear", config=TrainConfig())
+
+
+def test_a_step_is_normalized_by_its_size_times_the_mean_weight(monkeypatch) -> None:
+    """METHOD.md's loss divides by the weights' sum over the whole set, so a step is divided
+    by B * mean(a), not by its own sum: a step of low-priority pairs moves the model less."""
+    from rmcore.training import loop
+
+    seen = []
+    real = loop.bt_loss
+
+    def spy(gap, label, weight, **kw):
+        seen.append((float(weight.sum()), float(kw["weight_total"]), len(weight)))
+        return real(gap, label, weight, **kw)
+
+    monkeypatch.setattr(loop, "bt_loss", spy)
+    data = _synthetic_pairs(64)
+    data.weight = torch.cat([torch.full((32,), 0.1), torch.full((32,), 1.9)])  # mean 1
+    cfg = TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu")
+    train_embed_head(_head(0), data, None, cfg)
+    assert len(seen) == 4
+    assert all(total == pytest.approx(16 * 1.0) for _, total, _ in seen)
+    assert any(abs(own - total) > 1 for own, total, _ in seen)  # not the step's own sum

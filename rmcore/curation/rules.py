@@ -65,18 +65,26 @@ def free_gap_scale(free: np.ndarray, c: float = 1.0) -> float:
 
 
 def cap_weights(a: np.ndarray, cap: float | None) -> np.ndarray:
-    """Weights (mean 1) with none above `cap` times the mean: clip, renormalize, repeat (each
-    round clips at least one more weight, so it ends within N rounds)."""
+    """Weights a (mean 1) rescaled to min(s * a, cap) with s chosen so the mean stays 1: the
+    largest weights are clipped at `cap` times the mean and the mass they lose is spread
+    over the others in proportion (exact, by trying every number j of clipped weights)."""
     if cap is None:
         return a
     if not (_is_number(cap) and cap >= 1.0):
         raise InvalidArgument(f"cap must be a number >= 1 (a multiple of the mean), got {cap!r}")
-    for _ in range(a.size):
-        if a.max() <= cap * (1.0 + 1e-12):
-            break
-        a = np.minimum(a, cap)
-        a = a / a.mean()
-    return a
+    if a.size == 0 or a.max() <= cap:
+        return a
+    n = a.size
+    desc = np.sort(a)[::-1]  # (N,)
+    rest = np.cumsum(desc[::-1])[::-1]  # (N,) sum of desc[j:], the weights left unclipped
+    j = np.arange(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = (n - j * cap) / rest  # (N,) s when the j largest are clipped
+    fits = (scale * desc <= cap * (1 + 1e-12)) & (scale > 0)
+    if not fits.any():  # cap == 1: every weight equal
+        return np.ones(n)
+    s = scale[np.argmax(fits)]
+    return np.minimum(s * a, cap)
 
 
 def prompt_free_filter(free: np.ndarray, *, q: float = 0.5, seed: int = 0) -> np.ndarray:
