@@ -657,6 +657,13 @@ def ablation(
         str | None, typer.Option(help="Comma-separated provenance fields to report subsets by.")
     ] = None,
     test_split: Annotated[str, typer.Option()] = ABLATION.test_split,
+    folds: Annotated[
+        int,
+        typer.Option(help="Cross-fitting folds of the reference model (< 2: one, in-sample)."),
+    ] = ABLATION.cross_fit_folds,
+    tune: Annotated[
+        bool, typer.Option(help="Choose priority/filter parameters on the validation split.")
+    ] = ABLATION.tune,
     reports: Annotated[str, typer.Option(help="Folder for reports.")] = ABLATION.reports_dir,
     overwrite: Annotated[
         bool,
@@ -680,6 +687,8 @@ def ablation(
         prompts_per_pair=prompts_per_pair,
         epochs=epochs,
         test_split=test_split,
+        cross_fit_folds=folds,
+        tune=tune,
         group_by=group_by.split(",") if group_by else None,
         warehouse=warehouse,
         reports_dir=reports,
@@ -692,6 +701,12 @@ def _print_ablation(result: dict) -> None:
     import polars as pl
 
     show(pl.DataFrame(result["summary"]), title="results (mean over seeds, 95% interval)")
+    paired = pl.DataFrame(result["paired"])
+    if paired.height:
+        show(
+            paired.select("metric", "method", "difference", "ci_low", "ci_high", "verdict"),
+            title="paired difference vs vanilla (95% interval)",
+        )
     for line in result["findings"]:
         console.print(f"- {line}")
     console.print(f"report: [bold]{result['report']}[/bold]")

@@ -7,6 +7,7 @@ Matched means: same backbone, same data source, same seeds, same number of optim
 
 from __future__ import annotations
 
+import functools
 import math
 
 from prefect import flow
@@ -241,6 +242,14 @@ def ablation_flow(
         warehouse, dataset=dataset, scoring_run_id=scoring_run_id, predicate=train_predicate
     )
     steps = max(1, math.ceil(epochs * n_train / batch_size))
+    benchmark = functools.partial(  # the validation and the test benchmark share these
+        benchmark_flow,
+        dataset=dataset,
+        group_by=group_by or [],
+        bias_cells=bias_cells,
+        warehouse=warehouse,
+        device=device,
+    )
     # 2. Parameters chosen on the validation split, one seed per grid point.
     chosen, grid_rows = dict(method_params or {}), []
     if grids:
@@ -257,17 +266,12 @@ def ablation_flow(
                         "params": params,
                     }
                 )
-        tuning_bench = benchmark_flow(
+        tuning_bench = benchmark(
             name=f"{name}-tuning",
             models=[
                 {"name": g["model"]} | {k: g[k] for k in ("path", "method", "seed")} for g in grid
             ],
-            dataset=dataset,
             split=validation_split,
-            group_by=group_by or [],
-            bias_cells=bias_cells,
-            warehouse=warehouse,
-            device=device,
         )
         best, grid_rows = tuning_choice(
             warehouse,
@@ -294,15 +298,10 @@ def ablation_flow(
                 }
             )
     # 4. Benchmarks and the report (findings are written from paired intervals).
-    bench = benchmark_flow(
+    bench = benchmark(
         name=name,
         models=[{k: m[k] for k in ("name", "path", "method", "seed")} for m in models],
-        dataset=dataset,
         split=test_split,
-        group_by=group_by or [],
-        bias_cells=bias_cells,
-        warehouse=warehouse,
-        device=device,
     )
     meta = {
         "dataset": dataset,
@@ -352,12 +351,14 @@ def pipeline_flow(
     reference_model: str | None = None,
     prompts_per_pair: int = AblationConfig.prompts_per_pair,
     epochs: int = AblationConfig.epochs,
+    cross_fit_folds: int = AblationConfig.cross_fit_folds,
+    tune: bool = AblationConfig.tune,
     group_by: list[str] | None = None,
     warehouse: str | None = None,
     reports_dir: str = AblationConfig.reports_dir,
     overwrite: bool = False,
 ) -> dict:
-    """ingest -> quality -> reference model -> score -> curate -> train -> benchmark -> report.
+    """ingest -> quality -> reference models -> score -> curate -> train -> benchmark -> report.
     The ablation is named `NAME-vVERSION` after the ingested dataset; `overwrite` as in
     `ablation_flow`."""
     ingest = ingest_flow(source=source, name=name, warehouse=warehouse, reports_dir=reports_dir)
@@ -369,6 +370,8 @@ def pipeline_flow(
         reference_model=reference_model,
         prompts_per_pair=prompts_per_pair,
         epochs=epochs,
+        cross_fit_folds=cross_fit_folds,
+        tune=tune,
         group_by=group_by,
         warehouse=warehouse,
         reports_dir=reports_dir,

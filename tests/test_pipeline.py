@@ -23,6 +23,7 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
         methods=["vanilla", "prompt-free-priority"],
         prompts_per_pair=4,
         epochs=2,
+        cross_fit_folds=2,
         group_by=["setup"],
         warehouse=wh,
         reports_dir=str(tmp_path / "reports"),
@@ -31,13 +32,28 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
     assert {m["method"] for m in out["models"]} == {"vanilla", "prompt-free-priority"}
     page = (tmp_path / "reports" / "toy-v1" / "index.html").read_text()
     assert "prompt-free-priority vs vanilla" in page and "free_vs_length.png" in page
+    assert "baseline:response-only" in page and "Paired differences vs vanilla" in page
+    assert "better" not in " ".join(
+        line for line in out["findings"] if "no clear difference" in line
+    )
+    assert {t["method"] for t in out["tuning"]} == {"prompt-free-priority"}  # chosen on validation
     con = duckdb.connect(wh, read_only=True)
     try:
         n_models, n_subsets = con.execute(
-            "SELECT count(DISTINCT model), count(DISTINCT subset) FROM benchmark_results WHERE benchmark_run_id = ?",
+            "SELECT count(DISTINCT model), count(DISTINCT subset) FROM benchmark_results"
+            " WHERE benchmark_run_id = ? AND model NOT LIKE 'baseline:%' AND benchmark NOT LIKE 'paired:%'",
             [out["benchmark_run_id"]],
         ).fetchone()
-        [(report,)] = con.execute("SELECT report_path FROM benchmark_runs").fetchall()
+        [(report,)] = con.execute(
+            "SELECT report_path FROM benchmark_runs WHERE benchmark_run_id = ?",
+            [out["benchmark_run_id"]],
+        ).fetchall()
+        scored_by_own_training = con.execute(  # cross-fitting: by pair ids, end to end
+            "SELECT count(*) FROM scoring_folds f JOIN models m ON m.path = f.model_id"
+            " JOIN curated_members c ON c.curated_set_id = m.curated_set_id AND c.pair_id = f.pair_id"
+            " WHERE f.scoring_run_id = ?",
+            [out["scoring_run_id"]],
+        ).fetchone()[0]
         # Reconcile against what the warehouse holds, not against the summary's own counts.
         n_rows_stored, n_quarantined = con.execute(
             "SELECT (SELECT count(DISTINCT source_row) FROM pairs"
@@ -54,3 +70,4 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
     )
     assert n_models == 2 and n_subsets >= 5  # all, winner shorter/longer, setup=..., prompt swap
     assert report.endswith("index.html")
+    assert scored_by_own_training == 0
