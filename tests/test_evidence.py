@@ -271,3 +271,17 @@ def test_verdicts_follow_the_direction_of_the_metric() -> None:
     assert verdict(0.01, 0.05, True) == "better" and verdict(0.01, 0.05, False) == "worse"
     assert verdict(-0.05, -0.01, True) == "worse" and verdict(-0.05, -0.01, None) == "lower"
     assert verdict(float("nan"), 0.1, True) == "no clear difference"
+
+
+def test_same_topic_donors_come_from_the_nearest_other_prompt() -> None:
+    from rmcore.evaluation.metrics import same_topic_donors
+
+    # prompts a, b about one topic, c about another; two items per prompt
+    e = {"a": [1.0, 0.0], "b": [0.9, 0.436], "c": [0.0, 1.0]}
+    prompts = np.array(["a", "a", "b", "b", "c", "c"])
+    responses = np.array(["ra1", "ra2", "rb1", "rb2", "rc1", "rc2"])
+    emb = np.array([e[p] for p in prompts])
+    item, donor = same_topic_donors(prompts, responses, emb, seed=0)
+    nearest = {"a": "b", "b": "a", "c": "b"}
+    assert item.tolist() == list(range(6))
+    assert [prompts[d] for d in donor] == [nearest[prompts[i]] for i in item]

@@ -147,12 +147,15 @@ def evaluate_pairs(
     return pl.DataFrame(rows, schema=ROW_SCHEMA)
 
 
-def prompt_swap_rows(r_own: np.ndarray, r_swapped: np.ndarray, seed: int = 0) -> pl.DataFrame:
-    """Contextual accuracy: r(x, y written for x) > r(x, y' written for another prompt)."""
+def prompt_swap_rows(
+    r_own: np.ndarray, r_swapped: np.ndarray, seed: int = 0, subset: str = "all"
+) -> pl.DataFrame:
+    """Contextual accuracy: r(x, y written for x) > r(x, y' written for another prompt);
+    `subset` "all" for random donors, "same_topic" for nearest-prompt donors."""
     correct = (r_own > r_swapped).astype(float)
     lo, hi = bootstrap_ci(correct, seed=seed) if correct.size else (np.nan, np.nan)
     value = prompt_swap_accuracy(r_own, r_swapped)
     return pl.DataFrame(
-        [_row("prompt_swap", "all", int(correct.size), "accuracy", value, lo, hi)],
+        [_row("prompt_swap", subset, int(correct.size), "accuracy", value, lo, hi)],
         schema=ROW_SCHEMA,
     )

@@ -33,6 +33,7 @@ __all__ = [
     "preference_metrics",
     "prompt_swap_accuracy",
     "reward_length_correlation",
+    "same_topic_donors",
 ]
 
 
@@ -214,6 +215,33 @@ def make_prompt_swap_pairs(
             return item, donor
         donor[clash] = draw(clash)
     raise ValueError("could not find donors with a different response; responses too shared")
+
+
+def same_topic_donors(
+    prompt_ids: ArrayLike, response_ids: ArrayLike, prompt_emb: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every item i a donor j whose prompt is the nearest other prompt by embedding
+    (cosine; `prompt_emb` (N, D) unit rows, one per item) and whose response differs: a
+    harder prompt swap than a random donor, since an answer on the same topic can look
+    relevant to a prompt-blind model. Among the nearest prompt's items one is drawn (seeded).
+    Returns (item (M,), donor (M,)); items with no such donor are left out."""
+    p, r = np.asarray(prompt_ids), np.asarray(response_ids)
+    uniq, first, group = np.unique(p, return_index=True, return_inverse=True)
+    if uniq.size < 2:
+        raise ValueError("prompt swap needs items from at least two distinct prompts")
+    e = prompt_emb[first]  # (G, D) one row per prompt
+    sim = e @ e.T  # (G, G)
+    np.fill_diagonal(sim, -np.inf)
+    nearest = sim.argmax(axis=1)  # (G,)
+    order = np.argsort(group, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(group))])  # (G + 1,)
+    rng = np.random.default_rng(seed)
+    target = nearest[group]  # (N,) the donor prompt of each item
+    size = starts[target + 1] - starts[target]
+    donor = order[starts[target] + rng.integers(0, size)]  # (N,)
+    item = np.arange(p.size)
+    keep = r[donor] != r
+    return item[keep], donor[keep]
 
 
 def length_bias_subsets(

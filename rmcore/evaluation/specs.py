@@ -73,6 +73,13 @@ HEADLINE: tuple[MetricSpec, ...] = (
         higher_is_better=True,
     ),
     MetricSpec(
+        benchmark="prompt_swap",
+        subset="same_topic",
+        metric="accuracy",
+        title="prompt-swap, same-topic donor (RRM's training objective)",
+        higher_is_better=True,
+    ),
+    MetricSpec(
         benchmark="preference",
         subset="all",
         metric="log_loss",

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import polars as pl
 
+from rmcore.decomposition.scoring import embedding_rows
 from rmcore.errors import InvalidArgument
 from rmcore.evaluation.evaluate import LENGTH_CELLS, evaluate_pairs, prompt_swap_rows
-from rmcore.evaluation.metrics import make_prompt_swap_pairs
-from rmcore.stages.scores import load_model, lookup_scores, score_combos
+from rmcore.evaluation.metrics import make_prompt_swap_pairs, same_topic_donors
+from rmcore.stages.scores import (
+    BUNDLED_ENCODER,
+    cached_embeddings,
+    ensure_embeddings,
+    load_encoder,
+    load_model,
+    lookup_scores,
+    score_combos,
+)
 from warehouse import benchmarks as sql
 from warehouse import catalog
 from warehouse.connection import reader, transaction
@@ -67,6 +77,15 @@ def create_run(
     return {"benchmark_run_id": run_id, "dataset_id": dataset_id, "n_test": n_test}
 
 
+def prompt_embeddings(warehouse: str | None, test: pl.DataFrame) -> np.ndarray:
+    """(N, D) bundled-encoder embeddings of each test pair's prompt (cached), for same-topic
+    donors whatever the model's backend."""
+    encoder = load_encoder(BUNDLED_ENCODER, "cpu")
+    ensure_embeddings(warehouse, encoder, test["prompt_id"].unique())
+    index, matrix = cached_embeddings(warehouse, encoder.encoder_id, test["prompt_id"])
+    return matrix[embedding_rows(index, test["prompt_id"])].numpy()
+
+
 def score_model(
     warehouse: str | None,
     model: dict,
@@ -82,25 +101,37 @@ def score_model(
     encoder_id = getattr(getattr(scorer, "encoder", None), "encoder_id", None)
     prompts, chosen = test["prompt_id"].to_numpy(), test["chosen_id"].to_numpy()
     rejected = test["rejected_id"].to_numpy()
-    item, donor = make_prompt_swap_pairs(prompts, chosen, seed=seed)
-    swap = pl.DataFrame({"prompt_id": prompts[item], "response_id": chosen[donor]})
+    donors = {  # prompt swap: random donors, and same-topic donors (the nearest prompt)
+        "all": make_prompt_swap_pairs(prompts, chosen, seed=seed),
+        "same_topic": same_topic_donors(prompts, chosen, prompt_embeddings(warehouse, test), seed),
+    }
+    swaps = {
+        k: pl.DataFrame({"prompt_id": prompts[item], "response_id": chosen[donor]})
+        for k, (item, donor) in donors.items()
+    }
     combos = pl.concat(
         [
             test.select("prompt_id", pl.col("chosen_id").alias("response_id")),
             test.select("prompt_id", pl.col("rejected_id").alias("response_id")),
-            swap,
+            *swaps.values(),
         ]
     ).unique()
     table = score_combos(warehouse, scorer, encoder_id, combos)
     r_c, r_r = lookup_scores(table, prompts, chosen), lookup_scores(table, prompts, rejected)
-    own = lookup_scores(table, prompts[item], chosen[item])
-    swapped = lookup_scores(table, swap["prompt_id"], swap["response_id"])
+    swap_rows = [
+        prompt_swap_rows(
+            lookup_scores(table, prompts[item], chosen[item]),
+            lookup_scores(table, swaps[k]["prompt_id"], swaps[k]["response_id"]),
+            subset=k,
+        )
+        for k, (item, _) in donors.items()
+    ]
     rows = pl.concat(
         [
             evaluate_pairs(
                 test, r_c, r_r, group_by=tuple(group_by), bias_cells=bias_cells, seed=seed
             ),
-            prompt_swap_rows(own, swapped),
+            *swap_rows,
         ]
     )
     tag = [
