@@ -1,12 +1,15 @@
 """The semi-synthetic marker experiment on real AlpacaEval text (issue 10, item 6).
 
-A fixed, response-only marker sentence is appended to one response of every pair: to the
-winner in 90% of the training (and validation-free) pairs and to the loser in 90% of the
-test pairs, so on training data "the marked answer wins" is a strong prompt-free shortcut
-that the test split reverses. The validation split is balanced (50/50), so parameters
-chosen there cannot profit from the shortcut. Reported for every method: Spearman(free
-gap, marker difference) on the training pairs and accuracy on the marker-reversed test
-pairs.
+A fixed, response-only marker sentence is appended to one response of every record: to the
+winner in 90% of the training pairs and to the loser in 90% of the test pairs, so on the
+training data "the marked answer wins" is a strong prompt-free shortcut that the test split
+reverses. The validation split is balanced (50/50), so parameters chosen there cannot profit
+from the shortcut; the bias cells are "marker on the winner" / "marker on the loser".
+Reported: Spearman(free gap, marker difference) on the training pairs under the
+cross-fitted reference, and for every method the accuracy on the marker-reversed test pairs
+and Spearman(test gap, marker difference).
+
+    python benchmarks/marker_experiment.py --seeds 0,1,2 --instructions 240
 """
 
 from __future__ import annotations

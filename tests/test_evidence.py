@@ -285,3 +285,21 @@ def test_same_topic_donors_come_from_the_nearest_other_prompt() -> None:
     nearest = {"a": "b", "b": "a", "c": "b"}
     assert item.tolist() == list(range(6))
     assert [prompts[d] for d in donor] == [nearest[prompts[i]] for i in item]
+
+
+def test_shared_response_rule_says_who_wins_each_way() -> None:
+    from rmcore.evaluation.baselines import longer_wins, shared_response_wins
+
+    # prompt p: the reference "ref" against three answers; "a" beats it once
+    test = pl.DataFrame(
+        {
+            "prompt_id": ["p", "p", "p"],
+            "chosen_id": ["ref", "ref", "a"],
+            "rejected_id": ["b", "c", "ref"],
+            "chosen_chars": [10, 5, 3],
+            "rejected_chars": [4, 5, 9],
+        }
+    )
+    assert shared_response_wins(test).tolist() == [1.0, 1.0, -1.0]  # a count difference < 0
+    assert longer_wins(test).tolist() == [1.0, 0.0, -1.0]
+    assert shared_response_wins(test.with_columns(pl.Series("prompt_id", ["p", "q", "r"]))) is None

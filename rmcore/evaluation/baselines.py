@@ -43,9 +43,10 @@ def shared_response_wins(test: pl.DataFrame) -> np.ndarray | None:
 
     def count(col: str) -> np.ndarray:
         keyed = test.select("prompt_id", pl.col(col).alias("response_id"))
-        return keyed.join(
+        joined = keyed.join(
             counts, on=["prompt_id", "response_id"], how="left", maintain_order="left"
-        )["len"].to_numpy()
+        )
+        return joined["len"].cast(pl.Int64).to_numpy()  # signed: 1 - 5 must not wrap around
 
     return np.sign(count("chosen_id") - count("rejected_id")).astype(np.float64)
 
