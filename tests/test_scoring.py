@@ -320,7 +320,12 @@ def test_embedding_weights_concentrate_on_similar_prompts(scored_demo):
     from flows.score import score_flow
 
     uniform = score_flow(
-        dataset="toy", model="bundled-head", prompts_per_pair=6, seed=11, warehouse=scored_demo
+        dataset="toy",
+        model="bundled-head",
+        prompts_per_pair=6,
+        seed=11,
+        weights="uniform",
+        warehouse=scored_demo,
     )
     weighted = score_flow(
         dataset="toy",

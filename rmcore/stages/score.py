@@ -221,6 +221,10 @@ def choose_temperature(warehouse: str | None, plan: RunPlan, *, sample: int = 40
     config = plan.scoring_config
     if config.temperature is not None:
         return config.temperature
+    with reader(warehouse) as con:
+        chosen = sql.run_fields(con, plan.scoring_run_id)["temperature"]
+    if chosen is not None:  # chosen once per run; every shard and a resumed run reuse it
+        return chosen
     files = plan.files
     inputs = pl.concat([pl.read_parquet(files.input(s)) for s in range(plan.n_shards)])
     if inputs.height > sample:
@@ -291,7 +295,8 @@ def score_shard(
         log_w = scoring.lm_log_weights(inputs, logliks)
     elif config.weights == "embedding":
         index, matrix = scores.cached_embeddings(warehouse, plan.encoder_id, _text_ids(inputs))
-        log_w = scoring.embedding_log_weights(inputs, index, matrix, config.temperature)
+        temperature = choose_temperature(warehouse, plan)
+        log_w = scoring.embedding_log_weights(inputs, index, matrix, temperature)
     results = scoring.decompose(inputs, table, config, log_w)
 
     files.write_atomic(files.results(shard), results)
