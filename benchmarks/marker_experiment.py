@@ -63,11 +63,7 @@ def marker_evidence(result: dict) -> dict:
     with reader(result["warehouse"]) as con:
         scored = bsql.scored_train_pairs(con, result["scoring_run_id"])
         preds = bsql.predictions(con, result["benchmark_run_id"])
-        test = con.sql(
-            "SELECT pair_id, provenance FROM v_pairs WHERE pair_id IN"
-            " (SELECT pair_id FROM benchmark_predictions WHERE benchmark_run_id = ?)",
-            params=[result["benchmark_run_id"]],
-        ).pl()
+        test = bsql.prediction_provenance(con, result["benchmark_run_id"])
     train = scored.filter(pl.col("split") == "train")
     rho = stats.spearmanr(train["free_gap"], marker_difference(train["provenance"])).statistic
     test = test.with_columns(pl.Series("marker", marker_difference(test["provenance"])))

@@ -101,3 +101,13 @@ def replace_evidence(con: duckdb.DuckDBPyConnection, run_id: int, rows: pl.DataF
             " metric, value, ci_low, ci_high FROM new_evidence",
             [run_id],
         )
+
+
+def prediction_provenance(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
+    """(pair_id, provenance) of every pair the run predicted (e.g. an injected marker)."""
+    return frame(
+        con,
+        "SELECT pair_id, provenance FROM v_pairs WHERE pair_id IN"
+        " (SELECT pair_id FROM benchmark_predictions WHERE benchmark_run_id = ?)",
+        [run_id],
+    )
