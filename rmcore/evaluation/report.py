@@ -2,8 +2,9 @@
 
 Everything shown is computed from the frames passed in (benchmark rows, per-pair test
 predictions, the scored training pairs), so a reader can recompute any number from the
-warehouse. Intervals are 95% t-intervals over training seeds (bootstrap over examples in the
-per-model table).
+warehouse. The summary grid shows means over seeds with 95% t-intervals; comparisons with
+the baseline method come from the paired rows (`rmcore.stages.evidence`: test prompts
+resampled, seed spread added), and only those decide "better" / "worse".
 """
 
 from __future__ import annotations
