@@ -194,6 +194,7 @@ def ingest(
     from rmcore.ingest.sources import check_source
 
     check_source(source, kind)  # a missing or unreadable source fails before Prefect starts
+    env.make_home()
     from flows.ingest import ingest_flow
 
     summary = ingest_flow(
@@ -789,6 +790,7 @@ def demo(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded defaults (generated toy data, bundled model)."""
+    env.make_home()
     from flows.demo import demo_flow
 
     result = demo_flow(
