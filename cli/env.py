@@ -13,13 +13,33 @@ def configure(warehouse: str | None = None) -> None:
     analytics off, and a generous start-up timeout (the ephemeral server takes 12-25 s on this
     machine). A `PREFECT_HOME` or `PREFECT_API_URL` the user set is kept: with an API URL, runs
     and artifacts go to that server."""
-    os.environ.setdefault("PREFECT_HOME", str(prefect_home(warehouse)))
+    if "PREFECT_HOME" not in os.environ:
+        home = prefect_home(warehouse)
+        # Prefect creates its home without parents: in a new warehouse folder it would fail
+        # to, and its local server with it (300 lines of tracebacks).
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    show_progress_lines()
+
+
+def show_progress_lines() -> None:
+    """The `rmcurate.progress` lines (one per model load; progress of long work when stderr
+    is not a terminal) on stderr, as they are, once."""
+    from rmcore.progress import log
+
+    if not any(getattr(h, "rmcurate_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.rmcurate_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def prefect_home(warehouse: str | None = None) -> Path:

@@ -349,3 +349,18 @@ def test_prefect_home_sits_next_to_the_warehouse(tmp_path, argv, env_warehouse, 
         text=True,
     )
     assert kept.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_prefect_home_in_a_new_warehouse_folder_is_created_for_prefect(tmp_path):
+    """Prefect makes its home without parents: in a warehouse folder that does not exist yet
+    its local server failed to start (a bug found in issue 11)."""
+    code = (
+        "import sys; sys.argv = ['rmcurate', 'datasets', '-w', 'new/deeper/wh.duckdb'];"
+        " import cli.app, prefect.settings as s; print(s.get_current_settings().home.is_dir())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "RMCURATE_WAREHOUSE")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "Failed to create" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "True" and (tmp_path / "new/deeper/prefect").is_dir()
