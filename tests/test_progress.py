@@ -77,3 +77,24 @@ def test_model_load_is_one_line_without_bars_and_encoding_reports_off_a_terminal
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"loaded encoder {BUNDLED_ID} in ")
     assert lines[1].startswith("encode: done 3/3 rows (100%) in ")
+
+
+def test_training_off_a_terminal_ends_with_a_line_holding_loss_and_accuracy(lines):
+    import torch
+
+    from rmcore.config import TrainConfig
+    from rmcore.training.loop import fit
+
+    torch.manual_seed(0)
+    x_w, x_l = torch.randn(64, 4) + 1, torch.randn(64, 4)
+    module = torch.nn.Linear(4, 1)
+
+    def forward(idx):
+        return module(x_w[idx]).squeeze(1), module(x_l[idx]).squeeze(1)
+
+    config = TrainConfig(epochs=2, batch_size=16, progress=True, device="cpu")
+    fit(module, forward, torch.ones(64), torch.ones(64), config, torch.device("cpu"))
+
+    (last,) = lines
+    assert last.startswith("train: done 8/8 steps (100%) in ")
+    assert "; train_loss " in last and "train_accuracy " in last
