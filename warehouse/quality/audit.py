@@ -119,8 +119,8 @@ _CHECK_COLUMNS = (
 def _page(title: str, body: str, attrs: str) -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
-        f"</title><style>{_STYLE}</style></head><body {attrs} data-pass-color={PASS_COLOR!r}"
-        f" data-fail-color={FAIL_COLOR!r}>{body}</body></html>\n"
+        f'</title><style>{_STYLE}</style></head><body {attrs} data-pass-color="{PASS_COLOR}"'
+        f' data-fail-color="{FAIL_COLOR}">{body}</body></html>\n'
     )
 
 
@@ -133,8 +133,9 @@ def _status_cell(success: bool) -> str:
 def _check_rows(found: list[Check]) -> str:
     e = html.escape
     return "".join(
-        f"<tr>{_status_cell(c.success)}<td>{e(c.expectation).replace('[', '<wbr>[')}</td><td class='rule'>{e(c.rule)}"
-        f"</td><td>{e(c.observed)}</td><td class='sample'>{e(c.unexpected)}</td></tr>"
+        f"<tr>{_status_cell(c.success)}<td>{e(c.expectation).replace('[', '<wbr>[')}</td>"
+        f"<td class='rule'>{e(c.rule)}</td><td>{e(c.observed)}</td>"
+        f"<td class='sample'>{e(c.unexpected)}</td></tr>"
         for c in found
     )
 
