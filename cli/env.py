@@ -24,6 +24,21 @@ def configure(warehouse: str | None = None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    show_progress_lines()
+
+
+def show_progress_lines() -> None:
+    """The `rmcurate.progress` lines (one per model load; progress of long work when stderr
+    is not a terminal) on stderr, as they are, once."""
+    from rmcore.progress import log
+
+    if not any(getattr(h, "rmcurate_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.rmcurate_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def prefect_home(warehouse: str | None = None) -> Path:

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 import polars as pl
-from tqdm.auto import tqdm
 
 from rmcore.config import IngestConfig
 from rmcore.errors import SourceError
@@ -38,6 +37,7 @@ from rmcore.ingest.formats import (
     detect_format,
 )
 from rmcore.ingest.sources import RawRecords
+from rmcore.progress import Progress
 from rmcore.textnorm import normalize_expr, pair_ids, sha256_series
 
 # The dataset splits, for every stage (the quality suite and the demo generator import them).
@@ -100,6 +100,14 @@ def _parse_failures(raw: RawRecords) -> pl.DataFrame:
     """Rows that never became records (undecodable or unparseable)."""
     failed = [(i, e, raw.rows.messages[i]) for i, e in enumerate(raw.rows.errors) if e]
     return pl.DataFrame(failed, schema=_REJECT_SCHEMA, orient="row")
+
+
+def _counted(records: Iterable[Any], bar: Progress) -> Iterable[tuple[int, Any]]:
+    """(row number, record) of the readable records, each row counted on `bar`."""
+    for i, record in enumerate(records):
+        bar.update()
+        if record is not None:
+            yield i, record
 
 
 def _extract_records(
@@ -246,15 +254,10 @@ def build_batch(
     if raw.table is not None and fmt in COLUMN_MAPS:
         candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
     else:
-        bar = tqdm(
-            enumerate(raw.records),
-            total=len(raw),
-            desc="checking rows",
-            unit="row",
-            disable=not progress,
-        )
-        records = ((i, r) for i, r in bar if r is not None)
-        candidates, early = _extract_records(records, fmt, ranked_mode, default_split)
+        with Progress(len(raw), desc="checking rows", unit="rows", enabled=progress) as bar:
+            candidates, early = _extract_records(
+                _counted(raw.records, bar), fmt, ranked_mode, default_split
+            )
         early = pl.concat([_parse_failures(raw), early])
     good, bad = _identify(_check(candidates, max_chars), namespace)
     bad = bad.unique("source_row", keep="first", maintain_order=True)

@@ -45,6 +45,7 @@ from rmcore.models.base import (
     pad_right,
     pick_device,
 )
+from rmcore.progress import quiet_load
 
 BUNDLED = "bundled"
 BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
@@ -194,13 +195,14 @@ def load_encoder(
         revision = None
     else:
         source = Path(name_or_path).resolve() if Path(name_or_path).is_dir() else name_or_path
-    model = AutoModel.from_pretrained(
-        source,
-        revision=revision or "main",
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-        dtype=torch.float32,
-    )
+    with quiet_load(f"encoder {BUNDLED_ID if name_or_path == BUNDLED else source}"):
+        model = AutoModel.from_pretrained(
+            source,
+            revision=revision or "main",
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            dtype=torch.float32,
+        )
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=revision or "main", trust_remote_code=trust_remote_code
     )

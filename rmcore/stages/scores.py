@@ -20,6 +20,7 @@ from rmcore.decomposition.scoring import embedding_rows
 from rmcore.models.base import RewardScorer, pick_device
 from rmcore.models.embed_head import EmbedHeadRewardModel
 from rmcore.models.loading import UNTRAINED_HEAD, load_scorer
+from rmcore.progress import Progress
 from warehouse import scoring as sql
 from warehouse.connection import reader, transaction
 
@@ -79,25 +80,17 @@ def ensure_embeddings(
 ) -> dict:
     """Embed every text among `ids` that the cache lacks, once; short write transactions per
     chunk so readers are never locked out for long."""
-    from tqdm.auto import tqdm
-
     with reader(warehouse) as con:
         missing = sql.missing_embeddings(con, encoder.encoder_id, ids)
         texts = sql.texts(con, missing)
     before = encoder.n_forward
-    bar = tqdm(
-        total=texts.height,
-        desc="embedding texts",
-        unit="text",
-        disable=not progress or texts.height == 0,
-    )
-    for start in range(0, texts.height, chunk):
-        part = texts.slice(start, chunk)
-        matrix = encoder.encode(part["text"].to_list()).numpy()
-        with transaction(warehouse) as con:
-            sql.store_embeddings(con, encoder.encoder_id, part["text_id"].to_list(), matrix)
-        bar.update(part.height)
-    bar.close()
+    with Progress(texts.height, desc="embedding texts", unit="texts", enabled=progress) as bar:
+        for start in range(0, texts.height, chunk):
+            part = texts.slice(start, chunk)
+            matrix = encoder.encode(part["text"].to_list()).numpy()
+            with transaction(warehouse) as con:
+                sql.store_embeddings(con, encoder.encoder_id, part["text_id"].to_list(), matrix)
+            bar.update(part.height)
     return {
         "embedded": texts.height,
         "cached": ids.n_unique() - texts.height,

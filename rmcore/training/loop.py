@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from rmcore.config import TrainConfig
+from rmcore.progress import Progress
 from rmcore.training.loss import bt_loss, pair_accuracy
 
 PairForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # idx (B,) -> r_w (B,), r_l (B,)
@@ -141,7 +141,7 @@ def fit(
     history: list[dict[str, float]] = []
     best_loss, best_state, bad_epochs = math.inf, None, 0
     step, pairs_seen, loop_seconds = 0, 0, 0.0
-    bar = tqdm(total=total_steps, desc=desc, disable=not config.progress, leave=False)
+    bar = Progress(total_steps, desc=desc, unit="steps", enabled=config.progress)
     module.train()
     for epoch in range(epochs):
         t0 = time.perf_counter()
@@ -183,12 +183,13 @@ def fit(
             step += 1
             epoch_steps += 1
             pairs_seen += len(step_idx)
-            bar.update(1)
-            if config.progress and step % 10 == 0:
-                bar.set_postfix(
+            if config.progress and step % 10 == 0:  # one device sync per 10 steps
+                bar.update(
                     loss=f"{(loss_sum / epoch_steps).item():.4f}",
                     acc=f"{(correct / counted.clamp_min(1)).item():.3f}",
                 )
+            else:
+                bar.update()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         loop_seconds += time.perf_counter() - t0
@@ -208,7 +209,7 @@ def fit(
             else:
                 bad_epochs += 1
         history.append(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "acc" in k})
+        bar.update(0, **{k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "acc" in k})
         if (
             config.early_stopping_patience is not None
             and bad_epochs >= config.early_stopping_patience
