@@ -134,3 +134,36 @@ def test_cards_carry_metadata_lineage_input_format_and_true_epochs(saved):
     per_epoch = int(line.split("(")[1].split()[0])
     assert per_epoch > 2 and f"so {2 / per_epoch:.3g} epochs" in line
     assert "AutoModelForSequenceClassification.from_pretrained" in joint_body
+
+
+@pytest.mark.parametrize("template", [None, "chat"])
+def test_plain_call_recipe_matches_scoring_for_plain_and_chat_renderings(
+    tmp_path, byte_bpe_tokenizer, template
+):
+    """The card recipe of the other two renderings (GPT-2 style, with and without a chat
+    template; the trained BERT above covers text pairs), with truncation in play."""
+    from test_models import RENDER_CHAT_TEMPLATE, save_tiny_gpt2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rmcore.models.joint import JointRewardModel
+
+    tokenizer = byte_bpe_tokenizer()
+    tokenizer.chat_template = RENDER_CHAT_TEMPLATE if template else None
+    folder = save_tiny_gpt2(tmp_path / "gpt2", tokenizer)
+    rm = JointRewardModel.load(folder, device="cpu", max_length=24)
+    assert rm.input_format == (template or "plain")
+    rm.save_pretrained(folder)  # as training saves it: with the pad token scoring set
+    prompts = ["the quick brown fox " * 8, "what is the capital of france?"]
+    responses = ["paris is the capital", "the lazy dog"]
+    scope = {
+        "model": AutoModelForSequenceClassification.from_pretrained(folder).eval(),
+        "tokenizer": AutoTokenizer.from_pretrained(folder),
+    }
+    got = []
+    for p, r in zip(prompts, responses, strict=True):
+        pair = scope | {"prompt": p, "response": r}
+        exec(rm.plain_call(), pair)
+        assert pair["inputs"]["input_ids"].shape[1] <= 24
+        with torch.no_grad():
+            got.append(pair["model"](**pair["inputs"]).logits[0, 0])
+    torch.testing.assert_close(torch.stack(got), rm.score(prompts, responses), atol=1e-5, rtol=0)
