@@ -61,6 +61,7 @@ def by_pair(frame: pl.DataFrame, chosen: str) -> dict:
     return rows[0]
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_explicit_rows_are_separated_oriented_and_carry_margins(curated):
     out = export(curated, "parquet", "explicit")
     frame = pl.read_parquet(out["file"])
@@ -77,6 +78,7 @@ def test_explicit_rows_are_separated_oriented_and_carry_margins(curated):
     assert "ignores label and weight: 1 ties and 2 soft labels" in out["note"]
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_conversational_rows_are_message_lists_with_one_message_per_turn(curated):
     frame = pl.read_ndjson(export(curated, "jsonl", "conversational")["file"])
     row = by_pair(frame, "Mars")
@@ -89,6 +91,7 @@ def test_conversational_rows_are_message_lists_with_one_message_per_turn(curated
     assert by_pair(frame, "Apple")["prompt"] == [{"role": "user", "content": "Name a fruit"}]
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_hf_export_is_a_dataset_dict_with_the_set_splits(curated):
     import datasets
 
@@ -131,6 +134,7 @@ def answer_follows_prompt(tokenizer, ids: list[int], prompt: str, answer: str) -
     ("fmt", "trl_format", "load"),
     [("hf", "explicit", "disk"), ("jsonl", "conversational", "json")],
 )
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_trl_reward_trainer_trains_on_each_export_format(
     curated, save_tiny_bert, fmt, trl_format, load
 ):
@@ -171,6 +175,7 @@ def test_trl_reward_trainer_trains_on_each_export_format(
     assert not answer_follows_prompt(tokenizer, run_together, "Name a fruit", "Apple")
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_export_command_says_what_trl_ignores_and_checks_its_options(curated):
     from typer.testing import CliRunner
 

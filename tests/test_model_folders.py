@@ -64,6 +64,7 @@ def stored_scores(wh: str, folder: str) -> tuple[list[str], list[str], torch.Ten
     return [r[0] for r in rows], [r[1] for r in rows], torch.tensor([r[2] for r in rows])
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 @pytest.mark.parametrize("kind", KINDS)
 def test_documented_load_scorer_call_reproduces_stored_scores(saved, kind):
     from rmcore.models.loading import load_scorer
@@ -81,6 +82,7 @@ def python_blocks(folder: str) -> list[str]:
     return [b.replace(f"path/to/{Path(folder).name}", folder) for b in blocks]
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 @pytest.mark.parametrize("kind", KINDS)
 def test_card_recipes_run_and_reproduce_stored_scores(saved, kind):
     """Each ```python block of the card, run as written for stored pairs, gives their scores."""
@@ -113,6 +115,7 @@ def card_of(folder: str) -> tuple[dict, str]:
     return yaml.safe_load(meta), body
 
 
+@pytest.mark.slow  # the warehouse fixture runs Prefect flows (~90 s under load)
 def test_cards_carry_metadata_lineage_input_format_and_true_epochs(saved):
     head_meta, head_body = card_of(saved["folders"]["embed-head"])
     assert head_meta["library_name"] == "rmcurate"
