@@ -22,6 +22,7 @@ env.configure(env.warehouse_in(sys.argv[1:]))
 from cli.render import console, err_console, show  # noqa: E402
 from rmcore.config import (  # noqa: E402
     AblationConfig,
+    ExportConfig,
     IngestConfig,
     IterateConfig,
     ModelSpec,
@@ -40,6 +41,7 @@ INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
     AblationConfig(),
     IterateConfig(),
 )
+EXPORT = ExportConfig()
 
 QUERY = QueryConfig()
 
@@ -617,16 +619,40 @@ def export(
     curated_set: Annotated[str, typer.Argument(help="Curated set (name, name@version or id).")],
     path: Annotated[str, typer.Argument(help="Output file or folder.")],
     export_format: Annotated[
-        str, typer.Option("--format", "-f", help="parquet, jsonl or hf (datasets save_to_disk).")
-    ] = "parquet",
+        str,
+        typer.Option(
+            "--format", "-f", help="parquet, jsonl or hf (a DatasetDict folder, one split each)."
+        ),
+    ] = EXPORT.file_format,
+    trl_format: Annotated[
+        str,
+        typer.Option(
+            help="explicit (prompt text ending in a newline) or conversational (message lists)."
+        ),
+    ] = EXPORT.trl_format,
+    margin_cap: Annotated[
+        float, typer.Option(help="margin = min(logit(label), cap); a hard label gets the cap.")
+    ] = EXPORT.margin_cap,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Export a curated set in TRL's explicit format plus weight and label."""
+    """Export a curated set for TRL's RewardTrainer (with margin) plus our weight and label."""
+    ExportConfig(file_format=export_format, trl_format=trl_format, margin_cap=margin_cap)
     _exists(warehouse, "curated set", curated_set)
     from flows.export import export_flow
 
-    out = export_flow(curated_set=curated_set, path=path, fmt=export_format, warehouse=warehouse)
-    console.print(f"{out['rows']} pairs -> {out['path']} ({out['format']})")
+    out = export_flow(
+        curated_set=curated_set,
+        path=path,
+        fmt=export_format,
+        trl_format=trl_format,
+        margin_cap=margin_cap,
+        warehouse=warehouse,
+    )
+    splits = ", ".join(out["splits"])
+    console.print(
+        f"{out['rows']} pairs ({splits}) -> {out['path']} ({out['format']}, {out['trl_format']})"
+    )
+    console.print(out["note"])
 
 
 @app.command()

@@ -279,3 +279,30 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+
+
+EXPORT_FILE_FORMATS = ("parquet", "jsonl", "hf")
+TRL_FORMATS = ("explicit", "conversational")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportConfig:
+    """How a curated set is written for TRL's `RewardTrainer` (`rmcore.trl_format`)."""
+
+    file_format: str = "parquet"  # parquet, jsonl, or hf (a `datasets` DatasetDict folder)
+    trl_format: str = "explicit"  # explicit (text) or conversational (message lists)
+    # Largest `margin` (logit of the label, the gap our soft-label loss aims for); a hard
+    # label's logit is infinite. 3 is Llama 2's largest margin ("significantly better").
+    margin_cap: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.file_format not in EXPORT_FILE_FORMATS:
+            raise InvalidArgument(
+                f"format must be one of {EXPORT_FILE_FORMATS}, got {self.file_format!r}"
+            )
+        if self.trl_format not in TRL_FORMATS:
+            raise InvalidArgument(
+                f"TRL format must be one of {TRL_FORMATS}, got {self.trl_format!r}"
+            )
+        if not self.margin_cap >= 0:  # NaN fails too
+            raise InvalidArgument(f"margin cap must be >= 0, got {self.margin_cap}")

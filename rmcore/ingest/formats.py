@@ -123,6 +123,17 @@ def render_conversation(messages: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"{role}: {content}" for role, content in messages)
 
 
+def parse_conversation(prompt: str) -> list[tuple[str, str]]:
+    """The turns a stored prompt was rendered from: the inverse of `render_conversation`.
+
+    A text that is not exactly the canonical rendering of its turns (a plain prompt, also one
+    that happens to contain a `Human:` marker) is one Human turn holding the whole text."""
+    turns = _hh_turns(prompt) if _HH_TURN.match("\n\n" + prompt) else []
+    if turns and render_conversation(turns) == prompt:
+        return turns
+    return [("Human", prompt)]
+
+
 def _messages(value: Any, key: str) -> list[tuple[str, str]]:
     if value is None:
         raise Reject("missing_field", f"field {key!r} is missing or null")

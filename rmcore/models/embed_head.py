@@ -23,7 +23,13 @@ from safetensors.torch import load_file, save, save_file
 from torch import nn
 
 from rmcore.models.base import short_hash
-from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
+from rmcore.models.encoder import (
+    BUNDLED_ID,
+    BUNDLED_MAX_LENGTH,
+    SentenceEncoder,
+    encoder_from_id,
+    load_encoder,
+)
 
 BACKEND = "embed-head"
 WEIGHTS = "model.safetensors"
@@ -62,6 +68,16 @@ class RewardHead(nn.Module):
         """Content hash of the weights, independent of device and training mode."""
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         return hashlib.sha256(save(state)).hexdigest()
+
+    def describe_input(self) -> str:
+        """How a pair becomes this head's input, for its model card."""
+        return (
+            f"prompt and response are embedded separately by the frozen encoder"
+            f" `{self.config.encoder_id}` (mean-pooled token states, L2-normalised, truncated"
+            f" at the encoder's limit: {BUNDLED_MAX_LENGTH} tokens for the bundled MiniLM); the"
+            f" reward is"
+            f" MLP([e_x, e_y, e_x * e_y]) on the two {self.config.dim}-d vectors."
+        )
 
     def save_pretrained(self, path: str | Path) -> None:
         """safetensors weights + config.json naming the encoder (no pickle anywhere)."""

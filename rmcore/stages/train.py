@@ -46,6 +46,7 @@ class TrainingData:
     curated_set_id: int | None
     rule: str
     augment: str | None
+    lineage: dict  # for the model card: dataset and set as name@version, scoring run, filter
 
     @property
     def method(self) -> str:
@@ -85,6 +86,14 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             set_id, rule, augment = None, "uniform", None
             train = pairs(con, dataset_id, spec.split)
         val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
+        lineage = {
+            "dataset": catalog.label(con, "dataset", dataset_id),
+            "curated_set": catalog.label(con, "curated set", set_id) if set_id else None,
+            "split": None if set_id else spec.split,
+            "predicate": row["predicate"] if set_id else None,
+            "scoring_run_id": row["scoring_run_id"] if set_id else None,
+            "rule": rule,
+        }
     if train.height == 0:
         source = (
             f"curated set {spec.curated_set!r}" if spec.curated_set else f"split {spec.split!r}"
@@ -99,6 +108,7 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
         curated_set_id=set_id,
         rule=rule,
         augment=augment,
+        lineage=lineage | {"validation_split": spec.val_split if val is not None else None},
     )
 
 
@@ -204,6 +214,7 @@ def fit_reward_model(
         "name": name,
         "backend": spec.backend,
         "config_digest": spec.digest(),
+        "training_data": data.lineage,
     }
     publish(path, lambda tmp: save_trained(tmp, result, card=card), replace=overwrite, kind="model")
     revision = hashlib.sha256(

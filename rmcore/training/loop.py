@@ -143,7 +143,7 @@ def fit(
     step, pairs_seen, loop_seconds = 0, 0, 0.0
     bar = Progress(total_steps, desc=desc, unit="steps", enabled=config.progress)
     module.train()
-    for epoch in range(epochs):
+    for _ in range(epochs):
         t0 = time.perf_counter()
         # Running sums stay on the device; one sync per log line, not per step.
         loss_sum = torch.zeros((), device=device)
@@ -194,8 +194,9 @@ def fit(
             torch.cuda.synchronize(device)
         loop_seconds += time.perf_counter() - t0
         record = {
-            "epoch": float(epoch + 1),
+            "epoch": step / steps_per_epoch,  # fractional: 5 of 31 steps is 0.16, not 1
             "step": float(step),
+            "steps_per_epoch": float(steps_per_epoch),
             "lr": schedule.get_last_lr()[0],
             "train_loss": (loss_sum / max(1, epoch_steps)).item(),
             "train_accuracy": (correct / counted.clamp_min(1)).item(),
