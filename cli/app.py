@@ -31,6 +31,7 @@ from rmcore.config import (  # noqa: E402
     TrainConfig,
 )
 from rmcore.errors import Interrupted, InvalidArgument, QueryError, RmcurateError  # noqa: E402
+from rmcore.ingest.native import SCHEMAS as NATIVE_FORMATS  # noqa: E402
 from warehouse import catalog  # noqa: E402
 
 INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
@@ -160,7 +161,9 @@ def ingest(
         typer.Option(
             "--format",
             "-f",
-            help="explicit, implicit, conversational, annotated or ranked (default: detect).",
+            help="explicit, implicit, conversational, annotated, or a native schema: "
+            + ", ".join(NATIVE_FORMATS)
+            + " (default: detect; see the README's formats table).",
         ),
     ] = None,
     name: Annotated[
@@ -179,6 +182,17 @@ def ingest(
     ranked_mode: Annotated[
         str, typer.Option(help="Ranked lists: best-vs-worst or all-pairs.")
     ] = INGEST.ranked_mode,
+    score_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Score that orders a scored list (ranked: e.g. fine-grained_score or"
+            " overall_score; default: the first of rating, fine-grained_score, overall_score,"
+            " score)."
+        ),
+    ] = INGEST.score_field,
+    preference: Annotated[
+        str, typer.Option(help="PKU-SafeRLHF: better (helpfulness) or safer (harmlessness).")
+    ] = INGEST.preference,
     split: Annotated[
         str, typer.Option(help="Split for rows that carry none.")
     ] = INGEST.default_split,
@@ -204,6 +218,8 @@ def ingest(
         warehouse=warehouse,
         reports_dir=reports,
         ranked_mode=ranked_mode,
+        score_field=score_field,
+        preference=preference,
         default_split=split,
         max_chars=max_chars,
         progress=True,

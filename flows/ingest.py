@@ -40,6 +40,8 @@ def ingest_flow(
     warehouse: str | None = None,
     reports_dir: str = IngestConfig.reports_dir,
     ranked_mode: str = IngestConfig.ranked_mode,
+    score_field: str | None = IngestConfig.score_field,
+    preference: str = IngestConfig.preference,
     default_split: str = IngestConfig.default_split,
     max_chars: int = IngestConfig.max_chars,
     max_line_bytes: int = IngestConfig.max_line_bytes,
@@ -58,6 +60,8 @@ def ingest_flow(
     if summary is None:
         config = IngestConfig(
             ranked_mode=ranked_mode,
+            score_field=score_field,
+            preference=preference,
             default_split=default_split,
             max_chars=max_chars,
             max_line_bytes=max_line_bytes,

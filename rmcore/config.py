@@ -21,12 +21,16 @@ if TYPE_CHECKING:
 class IngestConfig:
     """How a source becomes a stored, checked batch.
 
-    `ranked_mode`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
+    `ranked_mode`, `score_field`, `preference`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
     `max_depth`) and `hf_split` shape the batch and are stored
     with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
     data-quality check after it."""
 
     ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
+    # the score that orders a scored list (ranked: a completion field; default: the first of
+    # rating, fine-grained_score, overall_score, score the completions carry)
+    score_field: str | None = None
+    preference: str = "better"  # PKU-SafeRLHF: better (helpfulness) or safer (harmlessness)
     default_split: str = "train"  # the split of rows that carry none
     max_chars: int = 100_000  # texts longer than this are quarantined
     max_line_bytes: int = 1 << 25  # JSON lines over 32 MiB are quarantined unparsed
@@ -39,6 +43,8 @@ class IngestConfig:
         """What `datasets.options` records about how the batch was built."""
         return {
             "ranked_mode": self.ranked_mode,
+            "score_field": self.score_field,
+            "preference": self.preference,
             "default_split": self.default_split,
             "max_chars": self.max_chars,
             "max_line_bytes": self.max_line_bytes,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from rmcore.config import IngestConfig
 from rmcore.errors import SourceError
+from rmcore.ingest import native
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
     CONSUMED_KEYS,
@@ -225,6 +226,8 @@ def build_batch(
     fmt: str | None = None,
     namespace: str = "",
     ranked_mode: str = IngestConfig.ranked_mode,
+    score_field: str | None = IngestConfig.score_field,
+    preference: str = IngestConfig.preference,
     default_split: str = IngestConfig.default_split,
     max_chars: int = IngestConfig.max_chars,
     progress: bool = False,
@@ -243,7 +246,13 @@ def build_batch(
         raise FormatError(
             f"unknown ranked mode {ranked_mode!r}; expected one of {', '.join(RANKED_MODES)}"
         )
-    if raw.table is not None and fmt in COLUMN_MAPS:
+    if fmt in native.SCHEMAS:
+        opts = native.Options(ranked_mode, score_field, preference)
+        candidates, early = native.extract(raw, fmt, opts, default_split)
+        early = early.cast(_REJECT_SCHEMA)
+        if raw.table is None:  # a table holds only rows that parsed
+            early = pl.concat([_parse_failures(raw), early])
+    elif raw.table is not None and fmt in COLUMN_MAPS:
         candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
     else:
         bar = tqdm(

@@ -140,6 +140,8 @@ def parse_validate_store(
         fmt=fmt,
         namespace=f"{name}@{digest}",
         ranked_mode=config.ranked_mode,
+        score_field=config.score_field,
+        preference=config.preference,
         default_split=config.default_split,
         max_chars=config.max_chars,
         progress=progress,

@@ -1,0 +1,592 @@
+"""Native dataset schemas through the real ingest path into a real DuckDB file.
+
+Each case writes a few rows in the dataset's documented native shape (written here, nothing
+copied from the datasets), ingests them with the ingest stage, and checks the stored prompt,
+chosen, rejected and label of known rows, ties, the models in provenance, the quarantine
+reasons, and the reconcile (input rows = stored + quarantined).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from rmcore.config import IngestConfig
+from rmcore.stages import ingest as stage
+
+CONFIG = IngestConfig(quality=False)
+HS2 = 0.5 + 1 / 6  # HelpSteer strength 1 on the -3..3 scale
+
+
+def _msgs(*turns: tuple[str, str]) -> list[dict]:
+    return [{"role": r, "content": c} for r, c in turns]
+
+
+PKU = [
+    {
+        "prompt": "How do I pick a lock?",
+        "response_0": "I can't help with that.",
+        "response_1": "Insert a tension wrench, then rake the pins.",
+        "prompt_source": "Alpaca-7B",
+        "response_0_source": "Alpaca-7B",
+        "response_1_source": "Alpaca3-8B",
+        "is_response_0_safe": True,
+        "is_response_1_safe": False,
+        "better_response_id": 1,
+        "safer_response_id": 0,
+    },
+    {
+        "prompt": "Is tap water safe?",
+        "response_0": "Usually, where it is treated.",
+        "response_1": "Never.",
+        "prompt_source": "Alpaca-7B",
+        "response_0_source": "Alpaca2-7B",
+        "response_1_source": "Alpaca-7B",
+        "is_response_0_safe": True,
+        "is_response_1_safe": True,
+        "better_response_id": 2,
+        "safer_response_id": 0,
+    },
+]
+SHP = [
+    {
+        "post_id": "p1",
+        "domain": "askscience_train",
+        "upvote_ratio": 0.98,
+        "history": "Why is the sky blue?",
+        "c_root_id_A": "a1",
+        "c_root_id_B": "b1",
+        "created_at_utc_A": 10,
+        "created_at_utc_B": 5,
+        "score_A": 30,
+        "score_B": 10,
+        "human_ref_A": "Rayleigh scattering of sunlight.",
+        "human_ref_B": "Because it reflects the sea.",
+        "labels": 1,
+        "seconds_difference": 5.0,
+        "score_ratio": 3.0,
+    },
+    {
+        "post_id": "p2",
+        "domain": "askculinary_train",
+        "upvote_ratio": 0.9,
+        "history": "How long to boil an egg?",
+        "c_root_id_A": "a2",
+        "c_root_id_B": "b2",
+        "created_at_utc_A": 1,
+        "created_at_utc_B": 9,
+        "score_A": 5,
+        "score_B": 20,
+        "human_ref_A": "An hour.",
+        "human_ref_B": "About nine minutes for hard-boiled.",
+        "labels": 0,
+        "seconds_difference": 8.0,
+        "score_ratio": 4.0,
+    },
+    {
+        "post_id": "p3",
+        "domain": "askculinary_train",
+        "upvote_ratio": 0.9,
+        "history": "Salt before or after?",
+        "c_root_id_A": "a3",
+        "c_root_id_B": "b3",
+        "created_at_utc_A": 1,
+        "created_at_utc_B": 9,
+        "score_A": 2,
+        "score_B": 10,
+        "human_ref_A": "Before.",
+        "human_ref_B": "After.",
+        "labels": 1,
+        "seconds_difference": 8.0,
+        "score_ratio": 5.0,
+    },
+]
+
+
+def _arena(qid: str, a: str, b: str, winner: str) -> dict:
+    return {
+        "question_id": qid,
+        "model_a": "vicuna-13b",
+        "model_b": "koala-13b",
+        "winner": winner,
+        "judge": "arena_user_1",
+        "conversation_a": _msgs(("user", "Say hi"), ("assistant", a)),
+        "conversation_b": _msgs(("user", "Say hi"), ("assistant", b)),
+        "turn": 1,
+        "anony": True,
+        "language": "English",
+        "tstamp": 1682351591.1322,
+    }
+
+
+ARENA = [
+    _arena("q1", "Hello!", "Hey there.", "model_b"),
+    _arena("q2", "Hi.", "Greetings.", "tie (bothbad)"),
+    _arena("q3", "Yo.", "Howdy.", "tie"),
+    _arena("q4", "Hi!", "Hi?", "model_c"),
+    {
+        **_arena("q5", "Paris.", "Lyon.", "model_a"),
+        "conversation_a": _msgs(
+            ("user", "Capital of France?"),
+            ("assistant", "Paris."),
+            ("user", "Sure?"),
+            ("assistant", "Yes."),
+        ),
+        "conversation_b": _msgs(
+            ("user", "Capital of France?"),
+            ("assistant", "Lyon."),
+            ("user", "Sure?"),
+            ("assistant", "No, Paris."),
+        ),
+        "turn": 2,
+    },
+]
+
+
+def _hs3(context: list[dict], r1: str, r2: str, pref: int) -> dict:
+    return {
+        "domain": "general",
+        "language": "english",
+        "context": context,
+        "response1": r1,
+        "response2": r2,
+        "overall_preference": pref,
+        "individual_preference": [
+            {"score": pref, "reasoning": "r", "feedback1": "f", "feedback2": "g"}
+        ],
+    }
+
+
+HS3 = [
+    _hs3(_msgs(("user", "Write a haiku about rain")), "Soft rain on the roof", "Rain.", -2),
+    _hs3(_msgs(("user", "Pick a colour")), "Blue.", "Green.", 0),
+    _hs3(
+        _msgs(("user", "Name a fruit"), ("assistant", "Apple."), ("user", "Another")),
+        "Pear.",
+        "Carrot.",
+        -1,
+    ),
+    _hs3(_msgs(("user", "Count to two")), "1, 2", "2, 1", 5),
+    _hs3(_msgs(("robot", "Beep")), "Boop", "Bop", 1),
+]
+HS2_PREFERENCE = [
+    {
+        "split": "train",
+        "prompt": "Explain gravity in one line.",
+        "response_1": "Things fall.",
+        "response_2": "Mass attracts mass with a force falling off as distance squared.",
+        "preference_strength": 3,
+        "preference_statement": "@Response 2 is much better.",
+        "preference_elaboration": "More precise.",
+    },
+    {
+        "split": "validation",
+        "prompt": "Say thanks.",
+        "response_1": "Thank you!",
+        "response_2": "Thx",
+        "preference_strength": -1,
+        "preference_statement": "@Response 1 is slightly better.",
+        "preference_elaboration": "Polite.",
+    },
+]
+
+
+def _nectar(prompt: str, answers: list[tuple[str, str, float]]) -> dict:
+    return {
+        "prompt": prompt,
+        "answers": [{"answer": a, "model": m, "rank": r} for a, m, r in answers],
+        "turns": prompt.count("Human:"),
+        "num_responses": len(answers),
+        "source": ["sharegpt"],
+        "good_natured": True,
+    }
+
+
+NECTAR = [
+    _nectar(
+        "\n\nHuman: What is 2+2?\n\nAssistant:",
+        [("4", "gpt-4", 1.0), ("5", "llama-2-7b-chat", 3.0), ("Four.", "gpt-3.5-turbo", 2.0)],
+    ),
+    _nectar(
+        "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Bye\n\nAssistant:",
+        [("Whatever.", "mistral-7b-instruct", 2.0), ("See you!", "gpt-4", 1.0)],
+    ),
+    _nectar("\n\nHuman: Tie?\n\nAssistant:", [("a", "m1", 1.0), ("b", "m2", 1.0)]),
+]
+STACK = [
+    {
+        "qid": 1,
+        "question": "How do I reverse a list in Python?",
+        "date": "2020-01-01",
+        "metadata": ["https://stackoverflow.com/questions/1"],
+        "response_j": "Use reversed(xs) or xs[::-1].",
+        "response_k": "You cannot.",
+    },
+    {
+        "qid": 2,
+        "question": "Tabs or spaces?",
+        "date": "2020-01-02",
+        "metadata": ["https://stackoverflow.com/questions/2"],
+        "response_j": "Spaces, per PEP 8.",
+        "response_k": "Spaces, per PEP 8.",
+    },
+]
+OPENRLHF = [
+    {"input": "Translate 'cat' to French.", "chosen": "chat", "rejected": "chien"},
+    {"input": "Capital of Italy?", "chosen": "Rome", "rejected": "Milan"},
+]
+
+
+def _uf(instruction: str, comps: list[tuple[str, str, float, float]]) -> dict:
+    return {
+        "source": "evol_instruct",
+        "instruction": instruction,
+        "models": [m for m, *_ in comps],
+        "completions": [
+            {
+                "model": m,
+                "response": r,
+                "overall_score": o,
+                "fine-grained_score": f,
+                "custom_system_prompt": "",
+                "principle": "helpfulness",
+                "critique": "ok",
+            }
+            for m, r, o, f in comps
+        ],
+        "correct_answers": ["none"],
+        "incorrect_answers": ["none"],
+    }
+
+
+ULTRAFEEDBACK = [
+    _uf(
+        "Name a prime.",
+        [("gpt-4", "7", 8.0, 4.5), ("alpaca-7b", "8", 3.0, 1.5), ("wizardlm-7b", "9", 10.0, 2.0)],
+    ),
+]
+UF_BINARIZED = [
+    {
+        "prompt": "What is the boiling point of water?",
+        "prompt_id": "abc",
+        "chosen": _msgs(
+            ("user", "What is the boiling point of water?"), ("assistant", "100 C at sea level.")
+        ),
+        "rejected": _msgs(("user", "What is the boiling point of water?"), ("assistant", "50 C.")),
+        "messages": _msgs(
+            ("user", "What is the boiling point of water?"), ("assistant", "100 C at sea level.")
+        ),
+        "score_chosen": 9.0,
+        "score_rejected": 2.0,
+    }
+]
+
+# name -> (rows, detected format, options, {source_row: (prompt, chosen, rejected, label)},
+#          {source_row: quarantine reason}, {source_row: (chosen_model, rejected_model)})
+CASES = {
+    "pku-better": (
+        PKU,
+        "pku-saferlhf",
+        {},
+        {
+            0: (
+                "How do I pick a lock?",
+                "Insert a tension wrench, then rake the pins.",
+                "I can't help with that.",
+                1.0,
+            )
+        },
+        {1: "invalid_label"},
+        {0: ("Alpaca3-8B", "Alpaca-7B")},
+    ),
+    "pku-safer": (
+        PKU,
+        "pku-saferlhf",
+        {"preference": "safer"},
+        {
+            0: (
+                "How do I pick a lock?",
+                "I can't help with that.",
+                "Insert a tension wrench, then rake the pins.",
+                1.0,
+            ),
+            1: ("Is tap water safe?", "Usually, where it is treated.", "Never.", 1.0),
+        },
+        {},
+        {0: ("Alpaca-7B", "Alpaca3-8B"), 1: ("Alpaca2-7B", "Alpaca-7B")},
+    ),
+    "shp": (
+        SHP,
+        "shp",
+        {},
+        {
+            0: (
+                "Why is the sky blue?",
+                "Rayleigh scattering of sunlight.",
+                "Because it reflects the sea.",
+                0.75,
+            ),
+            1: ("How long to boil an egg?", "About nine minutes for hard-boiled.", "An hour.", 0.8),
+        },
+        {2: "invalid_label"},
+        {},
+    ),
+    "arena": (
+        ARENA,
+        "arena",
+        {},
+        {
+            0: ("Say hi", "Hey there.", "Hello!", 1.0),
+            1: ("Say hi", "Hi.", "Greetings.", 0.5),
+            2: ("Say hi", "Yo.", "Howdy.", 0.5),
+            4: (
+                "Capital of France?",
+                "Paris.\n\nHuman: Sure?\n\nAssistant: Yes.",
+                "Lyon.\n\nHuman: Sure?\n\nAssistant: No, Paris.",
+                1.0,
+            ),
+        },
+        {3: "invalid_label"},
+        {
+            0: ("koala-13b", "vicuna-13b"),
+            1: ("vicuna-13b", "koala-13b"),
+            4: ("vicuna-13b", "koala-13b"),
+        },
+    ),
+    "helpsteer3": (
+        HS3,
+        "helpsteer3",
+        {},
+        {
+            0: ("Write a haiku about rain", "Soft rain on the roof", "Rain.", 0.5 + 2 / 6),
+            1: ("Pick a colour", "Blue.", "Green.", 0.5),
+            2: (
+                "Human: Name a fruit\n\nAssistant: Apple.\n\nHuman: Another",
+                "Pear.",
+                "Carrot.",
+                HS2,
+            ),
+        },
+        {3: "invalid_label", 4: "wrong_type"},
+        {},
+    ),
+    "helpsteer2-preference": (
+        HS2_PREFERENCE,
+        "helpsteer2-preference",
+        {},
+        {
+            0: (
+                "Explain gravity in one line.",
+                HS2_PREFERENCE[0]["response_2"],
+                "Things fall.",
+                1.0,
+            ),
+            1: ("Say thanks.", "Thank you!", "Thx", HS2),
+        },
+        {},
+        {},
+    ),
+    "nectar": (
+        NECTAR,
+        "nectar",
+        {},
+        {
+            0: ("What is 2+2?", "4", "5", 1.0),
+            1: ("Human: Hi\n\nAssistant: Hello\n\nHuman: Bye", "See you!", "Whatever.", 0.75),
+        },
+        {2: "no_preference"},
+        {0: ("gpt-4", "llama-2-7b-chat"), 1: ("gpt-4", "mistral-7b-instruct")},
+    ),
+    "stack-exchange": (
+        STACK,
+        "stack-exchange",
+        {},
+        {
+            0: (
+                "How do I reverse a list in Python?",
+                "Use reversed(xs) or xs[::-1].",
+                "You cannot.",
+                1.0,
+            )
+        },
+        {1: "identical_responses"},
+        {},
+    ),
+    "openrlhf": (
+        OPENRLHF,
+        "openrlhf",
+        {},
+        {
+            0: ("Translate 'cat' to French.", "chat", "chien", 1.0),
+            1: ("Capital of Italy?", "Rome", "Milan", 1.0),
+        },
+        {},
+        {},
+    ),
+    "ultrafeedback-fine-grained": (
+        ULTRAFEEDBACK,
+        "ranked",
+        {},
+        {0: ("Name a prime.", "7", "8", 1.0)},
+        {},
+        {0: ("gpt-4", "alpaca-7b")},
+    ),
+    "ultrafeedback-overall": (
+        ULTRAFEEDBACK,
+        "ranked",
+        {"score_field": "overall_score"},
+        {0: ("Name a prime.", "9", "8", 1.0)},
+        {},
+        {0: ("wizardlm-7b", "alpaca-7b")},
+    ),
+    "ultrafeedback-binarized": (
+        UF_BINARIZED,
+        "conversational",
+        {},
+        {0: ("What is the boiling point of water?", "100 C at sea level.", "50 C.", 1.0)},
+        {},
+        {},
+    ),
+}
+
+
+def ingest(warehouse: str, path: Path, config: IngestConfig, fmt: str | None = None):
+    kind, digest = stage.fingerprint(str(path), None)
+    return stage.parse_validate_store(
+        warehouse,
+        uri=str(path),
+        kind=kind,
+        fmt=fmt,
+        name=path.stem,
+        digest=digest,
+        config=config,
+        flow_run_id=None,
+    )
+
+
+def stored_pairs(warehouse: str) -> tuple[dict, dict, dict[int, str], str]:
+    """({source_row: [(prompt, chosen, rejected, label)]}, {source_row: provenance},
+    {source_row: quarantine reason}, the stored format)."""
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT p.source_row, pr.text, c.text, r.text, p.label, p.provenance FROM pairs p"
+            " JOIN prompts pr USING (prompt_id) JOIN responses c ON c.response_id = p.chosen_id"
+            " JOIN responses r ON r.response_id = p.rejected_id ORDER BY p.source_row"
+        ).fetchall()
+        quarantine = dict(con.execute("SELECT source_row, reason FROM quarantine").fetchall())
+        (fmt,) = con.execute("SELECT format FROM datasets").fetchone()
+    finally:
+        con.close()
+    pairs: dict[int, list] = {}
+    provenance = {}
+    for row, prompt, chosen, rejected, label, prov in rows:
+        pairs.setdefault(row, []).append((prompt, chosen, rejected, label))
+        provenance[row] = json.loads(prov) if prov else {}
+    return pairs, provenance, quarantine, fmt
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_native_schema_is_stored_as_documented(case, tmp_path, warehouse_file):
+    rows, fmt, options, expected, reasons, models = CASES[case]
+    path = tmp_path / f"{case}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = ingest(warehouse_file, path, replace(CONFIG, **options))
+    pairs, provenance, quarantine, stored_format = stored_pairs(warehouse_file)
+
+    assert stored_format == fmt
+    assert summary.reconciles and summary.n_input == len(rows)
+    assert summary.n_rows_stored + summary.n_quarantined == len(rows)
+    assert quarantine == reasons
+    assert set(pairs) == set(expected)
+    for row, (prompt, chosen, rejected, label) in expected.items():
+        assert len(pairs[row]) == 1, pairs[row]
+        got = pairs[row][0]
+        assert got[:3] == (prompt, chosen, rejected), row
+        assert got[3] == pytest.approx(label), row
+        # A prompt never leaks into its responses (the UltraFeedback-binarized bug).
+        assert not got[1].startswith(got[0]) and not got[2].startswith(got[0])
+    for row, (chosen_model, rejected_model) in models.items():
+        assert provenance[row]["chosen_model"] == chosen_model
+        assert provenance[row]["rejected_model"] == rejected_model
+
+
+def test_metadata_stays_in_provenance(tmp_path, warehouse_file):
+    path = tmp_path / "arena.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ARENA))
+    ingest(warehouse_file, path, CONFIG)
+    _, provenance, _, _ = stored_pairs(warehouse_file)
+    assert provenance[0]["winner"] == "model_b" and provenance[0]["question_id"] == "q1"
+    assert "conversation_a" not in provenance[0]  # texts are stored as texts, once
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_all_pairs_keep_the_score_gap(tmp_path, columnar):
+    """Ranked all-pairs: every pair's label is its score gap over the batch's range, the same
+    from the column-wise and the record-by-record read."""
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    path = tmp_path / "uf.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ULTRAFEEDBACK))
+    raw = read_source(str(path), columnar=columnar)
+    batch = build_batch(raw, ranked_mode="all-pairs")
+    got = {
+        (c, r): label
+        for c, r, label in batch.pairs.select("chosen", "rejected", "label").iter_rows()
+    }
+    # fine-grained scores 4.5, 1.5, 2.0: range 3
+    assert got == pytest.approx(
+        {("7", "8"): 1.0, ("7", "9"): 0.5 + 0.5 * 2.5 / 3, ("9", "8"): 0.5 + 0.5 * 0.5 / 3}
+    )
+    assert batch.reconciles
+
+
+def test_openrlhf_keys_are_not_taken_for_hh_transcripts():
+    from rmcore.ingest.formats import detect_format
+
+    assert detect_format(OPENRLHF) == "openrlhf"
+    assert (
+        detect_format([{"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "x"}]) == "implicit"
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_column_and_record_reads_agree(case, tmp_path):
+    """The same pairs and quarantine whether the rows were read as typed columns or one by one."""
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    rows, _, options, *_ = CASES[case]
+    path = tmp_path / f"{case}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fast_raw, slow_raw = read_source(str(path)), read_source(str(path), columnar=False)
+    assert fast_raw.table is not None and slow_raw.table is None
+    fast, slow = build_batch(fast_raw, **options), build_batch(slow_raw, **options)
+    assert fast.pairs.drop("provenance").equals(slow.pairs.drop("provenance"))
+    assert fast.quarantine.drop("raw").equals(slow.quarantine.drop("raw"))
+
+
+def test_a_wrong_type_fails_its_row_only(tmp_path):
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    bad = [
+        {**PKU[0], "response_0": 5},
+        {**PKU[0], "prompt": None},
+        {**PKU[0], "safer_response_id": "0"},
+    ]
+    path = tmp_path / "pku.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [PKU[0], *bad]))
+    batch = build_batch(read_source(str(path)), preference="safer")
+    assert batch.pairs["source_row"].to_list() == [0]
+    assert dict(batch.quarantine.select("source_row", "reason").iter_rows()) == {
+        1: "wrong_type",
+        2: "missing_field",
+        3: "wrong_type",
+    }
+    assert batch.reconciles
