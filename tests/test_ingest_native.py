@@ -285,6 +285,66 @@ UF_BINARIZED = [
     }
 ]
 
+
+def _oasst(mid: str, parent: str | None, role: str, text: str, rank: int | None = None) -> dict:
+    return {
+        "message_id": mid,
+        "parent_id": parent,
+        "user_id": "u",
+        "created_date": "2023-02-05T14:23:50.983374+00:00",
+        "text": text,
+        "role": role,
+        "lang": "en",
+        "review_count": 3,
+        "review_result": True,
+        "deleted": False,
+        "rank": rank,
+        "synthetic": False,
+        "model_name": None,
+        "message_tree_id": "t1",
+        "tree_state": "ready_for_export",
+    }
+
+
+OASST = [
+    _oasst("m1", None, "prompter", "What is Python?"),
+    _oasst("m2", "m1", "assistant", "A programming language.", 0),  # 1: group of m1
+    _oasst("m3", "m1", "assistant", "A snake only.", 1),
+    _oasst("m4", "m1", "assistant", "A comedy group.", 2),
+    _oasst("m5", "m2", "prompter", "Who made it?"),
+    _oasst("m6", "m5", "assistant", "Guido van Rossum.", 0),  # 5: group of m5
+    _oasst("m7", "m5", "assistant", "Nobody knows.", 1),
+    _oasst("m9", "m6", "prompter", "Thanks!"),
+    _oasst("m10", "m9", "assistant", "You're welcome."),  # 8: one unranked reply
+    _oasst("m11", "gone", "assistant", "Orphan.", 0),  # 9: its parent is not in the file
+    _oasst("m12", "gone", "assistant", "Orphan two.", 1),
+]
+
+
+def _hs2(prompt: str, response: str, helpfulness: int, correctness: int) -> dict:
+    return {
+        "prompt": prompt,
+        "response": response,
+        "helpfulness": helpfulness,
+        "correctness": correctness,
+        "coherence": 4,
+        "complexity": 2,
+        "verbosity": 1,
+    }
+
+
+HELPSTEER2 = [
+    _hs2("Define AI.", "Artificial intelligence: machines doing tasks that need thought.", 4, 4),
+    _hs2("Define AI.", "AI is a movie.", 1, 0),
+    _hs2("Say hello", "Hello!", 3, 3),
+    _hs2("Say hello", "Hi.", 3, 3),
+    _hs2("Count to three", "1 2 3", 2, 4),
+    _hs2("Count to three", "3 2 1", 0, 0),
+    _hs2("Count to three", "one two three", 4, 3),
+]
+# Grouped schemas: input rows are groups (a prompt's responses, a message's replies).
+GROUPED_INPUTS = {"oasst": 4, "helpsteer2": 3, "helpsteer2-correctness": 3}
+
 # name -> (rows, detected format, options, {source_row: (prompt, chosen, rejected, label)},
 #          {source_row: quarantine reason}, {source_row: (chosen_model, rejected_model)})
 CASES = {
@@ -443,6 +503,44 @@ CASES = {
         {},
         {0: ("wizardlm-7b", "alpaca-7b")},
     ),
+    "oasst": (
+        OASST,
+        "oasst",
+        {},
+        {
+            1: ("What is Python?", "A programming language.", "A comedy group.", 1.0),
+            5: (
+                "Human: What is Python?\n\nAssistant: A programming language.\n\nHuman: Who made it?",
+                "Guido van Rossum.",
+                "Nobody knows.",
+                0.75,
+            ),
+        },
+        {8: "no_preference", 9: "no_shared_prompt"},
+        {},
+    ),
+    "helpsteer2": (
+        HELPSTEER2,
+        "helpsteer2",
+        {},
+        {
+            0: ("Define AI.", HELPSTEER2[0]["response"], "AI is a movie.", 0.5 + 0.5 * 3 / 4),
+            4: ("Count to three", "one two three", "3 2 1", 1.0),
+        },
+        {2: "no_preference"},
+        {},
+    ),
+    "helpsteer2-correctness": (
+        HELPSTEER2,
+        "helpsteer2",
+        {"score_field": "correctness"},
+        {
+            0: ("Define AI.", HELPSTEER2[0]["response"], "AI is a movie.", 1.0),
+            4: ("Count to three", "1 2 3", "3 2 1", 1.0),
+        },
+        {2: "no_preference"},
+        {},
+    ),
     "ultrafeedback-binarized": (
         UF_BINARIZED,
         "conversational",
@@ -499,8 +597,9 @@ def test_native_schema_is_stored_as_documented(case, tmp_path, warehouse_file):
     pairs, provenance, quarantine, stored_format = stored_pairs(warehouse_file)
 
     assert stored_format == fmt
-    assert summary.reconciles and summary.n_input == len(rows)
-    assert summary.n_rows_stored + summary.n_quarantined == len(rows)
+    n_input = GROUPED_INPUTS.get(case, len(rows))
+    assert summary.reconciles and summary.n_input == n_input
+    assert summary.n_rows_stored + summary.n_quarantined == n_input
     assert quarantine == reasons
     assert set(pairs) == set(expected)
     for row, (prompt, chosen, rejected, label) in expected.items():

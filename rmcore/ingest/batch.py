@@ -246,12 +246,17 @@ def build_batch(
         raise FormatError(
             f"unknown ranked mode {ranked_mode!r}; expected one of {', '.join(RANKED_MODES)}"
         )
+    n_input = len(raw)
     if fmt in native.SCHEMAS:
         opts = native.Options(ranked_mode, score_field, preference)
-        candidates, early = native.extract(raw, fmt, opts, default_split)
-        early = early.cast(_REJECT_SCHEMA)
-        if raw.table is None:  # a table holds only rows that parsed
-            early = pl.concat([_parse_failures(raw), early])
+        candidates, early, n_grouped = native.extract(raw, fmt, opts, default_split)
+        # a table holds only rows that parsed
+        failures = (
+            _parse_failures(raw) if raw.table is None else pl.DataFrame(schema=_REJECT_SCHEMA)
+        )
+        early = pl.concat([failures, early.cast(_REJECT_SCHEMA)])
+        if n_grouped is not None:
+            n_input = n_grouped + failures.height
     elif raw.table is not None and fmt in COLUMN_MAPS:
         candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
     else:
@@ -296,5 +301,5 @@ def build_batch(
         format=fmt,
         pairs=good.select(order),
         quarantine=quarantine.select(list(QUARANTINE_SCHEMA)),
-        n_input=len(raw),
+        n_input=n_input,
     )

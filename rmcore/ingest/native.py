@@ -79,6 +79,8 @@ class Schema:
     required: tuple[str, ...]
     texts: frozenset[str]
     adapt: Callable[[pl.DataFrame, Options, dict], pl.DataFrame] = field(repr=False)
+    # rows of one comparison -> one input row per group (see "grouped rows" below)
+    group: Callable[[pl.DataFrame, Options], pl.DataFrame] | None = field(default=None, repr=False)
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -392,14 +394,17 @@ def _explode(
     score: pl.Expr,
     model: str | None,
     what: str,
+    no_prompt: tuple[str, str] = ("missing_field", "field 'prompt' is missing or null"),
 ) -> pl.DataFrame:
-    """One row per listed response, with the row-level reasons of the whole list."""
+    """One row per listed response, with the row-level reasons of the whole list;
+    `no_prompt` is the reason and message for a row without a prompt."""
     listed = df.select(
         "_row",
         prompt.alias("prompt"),
         pl.col(items).alias("_items"),
     )
-    flat = listed.with_columns(pl.col("_items").list.len().alias("_n")).explode("_items")
+    flat = listed.with_columns(pl.col("_items").list.len().alias("_n"))
+    flat = flat.explode("_items", empty_as_null=True)  # an empty list keeps its row
     it = pl.col("_items")
     flat = flat.with_columns(
         pl.int_range(pl.len()).over("_row").alias("_item"),
@@ -408,6 +413,7 @@ def _explode(
         (it.struct.field(model) if model else pl.lit(None, dtype=pl.String)).alias("model"),
     )
     per_row = flat.group_by("_row", maintain_order=True).agg(
+        pl.col("prompt").first().is_null().alias("_no_prompt"),
         (pl.col("_n").first() == 0).alias("_empty"),
         (pl.col("text").is_null() & (pl.col("_n") > 0)).any().alias("_no_text"),
         pl.col("score").is_null().any().alias("_no_score"),
@@ -416,6 +422,7 @@ def _explode(
     checks = per_row.select(
         "_row",
         *_reasons(
+            _fail(pl.col("_no_prompt"), *no_prompt),
             _fail(pl.col("_empty"), "no_preference", f"field {items!r} is empty"),
             _fail(pl.col("_no_text"), "wrong_type", f"a {what} has no text field {text!r}"),
             _fail(
@@ -458,17 +465,7 @@ def _ranked(df: pl.DataFrame, opts: Options, fields: dict) -> pl.DataFrame:
         pl.col("_items").struct.field(score),
         "model" if "model" in names else None,
         "completion",
-    )
-    missing = df.filter(pl.col("prompt").is_null() & pl.col("instruction").is_null())["_row"]
-    items = items.with_columns(
-        pl.when(pl.col("_row").is_in(missing.implode()))
-        .then(pl.lit("missing_field"))
-        .otherwise("_reason")
-        .alias("_reason"),
-        pl.when(pl.col("_row").is_in(missing.implode()))
-        .then(pl.lit("field 'prompt' (or 'instruction') is missing or null"))
-        .otherwise("_message")
-        .alias("_message"),
+        ("missing_field", "field 'prompt' (or 'instruction') is missing or null"),
     )
     return scored_pairs(items, opts.ranked_mode)
 
@@ -484,13 +481,113 @@ def _nectar(df: pl.DataFrame, opts: Options, _: dict) -> pl.DataFrame:
     return scored_pairs(items, opts.ranked_mode)
 
 
+# ----------------------------------------------------------------------------- grouped rows
+# Datasets that spread one comparison over several rows (a row per rated response, a row per
+# message) are grouped first: an input is one group, numbered by its first row, and the
+# reconcile counts groups (plus rows that cannot join one). Each group holds `replies`, a
+# list of {answer, model, score} with higher scores better.
+_REPLY = pl.Struct({"answer": TEXT, "model": TEXT, "score": NUMBER})
+
+
+def _group_frame(grouped: pl.DataFrame, prompt: pl.Expr, extras: pl.Expr) -> pl.DataFrame:
+    return grouped.select(
+        "_row",
+        prompt.alias("prompt"),
+        pl.col("replies").cast(pl.List(_REPLY)),
+        "_split",
+        extras.alias("_extras"),
+        pl.lit(None, dtype=pl.String).alias("_reason"),
+        pl.lit(None, dtype=pl.String).alias("_message"),
+    ).sort("_row")
+
+
+def _oasst_groups(df: pl.DataFrame, _: Options) -> pl.DataFrame:
+    """The assistant replies to each message, with the thread from the root to that message as
+    their prompt (built level by level: one join per tree depth, not per row). Unranked
+    replies are left out of the comparison; the other messages are the threads' context."""
+    msgs = df.with_columns(pl.struct("role", pl.col("text").alias("content")).alias("_turn"))
+    level = msgs.filter(pl.col("parent_id").is_null()).select(
+        "message_id", pl.concat_list("_turn").alias("thread")
+    )
+    threads = [level]
+    for _ in range(msgs.height):  # at most one level per message, whatever the ids say
+        up = level.rename({"message_id": "parent_id", "thread": "_up"})
+        level = msgs.join(up, on="parent_id").select(
+            "message_id", pl.concat_list("_up", "_turn").alias("thread")
+        )
+        if level.is_empty():
+            break
+        threads.append(level)
+    thread = pl.concat(threads).unique("message_id", keep="first")
+    replies = msgs.filter(
+        (pl.col("role").str.to_lowercase() == "assistant") & pl.col("parent_id").is_not_null()
+    )
+    grouped = (
+        replies.join(thread.rename({"message_id": "parent_id"}), on="parent_id", how="left")
+        .group_by("parent_id", maintain_order=True)
+        .agg(
+            pl.col("_row").min(),
+            pl.col("thread").first(),
+            pl.col("_split").first(),
+            pl.col("message_tree_id").first(),
+            pl.struct(
+                pl.col("text").alias("answer"),
+                pl.col("model_name").alias("model"),
+                (-pl.col("rank")).alias("score"),  # rank 0 is the most preferred
+            )
+            .filter(pl.col("rank").is_not_null())
+            .alias("replies"),
+        )
+    )
+    extras = pl.struct("message_tree_id", "parent_id").struct.json_encode()
+    return _group_frame(grouped, render_messages(pl.col("thread")), extras)
+
+
+_HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+
+
+def _helpsteer2_fields(found: dict[str, pl.DataType], opts: Options) -> dict[str, pl.DataType]:
+    score = opts.score_field or _HELPSTEER2_ATTRIBUTES[0]
+    if score not in found:
+        raise FormatError(
+            f"the rows carry no score field {score!r}; HelpSteer2 rates"
+            f" {', '.join(_HELPSTEER2_ATTRIBUTES)}: pass one as --score-field"
+        )
+    return {"prompt": TEXT, "response": TEXT} | dict.fromkeys(
+        dict.fromkeys((*_HELPSTEER2_ATTRIBUTES, score)), NUMBER
+    )
+
+
+def _helpsteer2_groups(df: pl.DataFrame, opts: Options) -> pl.DataFrame:
+    """The rated responses to each prompt (HelpSteer2 gives each response its own row)."""
+    score = opts.score_field or _HELPSTEER2_ATTRIBUTES[0]
+    grouped = df.group_by("prompt", maintain_order=True).agg(
+        pl.col("_row").min(),
+        pl.col("_split").first(),
+        pl.struct(
+            pl.col("response").alias("answer"),
+            pl.lit(None, dtype=pl.String).alias("model"),
+            pl.col(score).alias("score"),
+        ).alias("replies"),
+    )
+    return _group_frame(grouped, pl.col("prompt"), pl.lit(f'{{"score_field":"{score}"}}'))
+
+
+def _grouped(df: pl.DataFrame, opts: Options, _: dict) -> pl.DataFrame:
+    score = pl.col("_items").struct.field("score")
+    no_prompt = ("no_shared_prompt", "the message these replies answer is not in the source")
+    items = _explode(df, pl.col("prompt"), "replies", "answer", score, "model", "reply", no_prompt)
+    return scored_pairs(items, opts.ranked_mode)
+
+
 # ----------------------------------------------------------------------------- the schemas
-def _schema(name, source, fields, required, adapt, texts=None) -> Schema:
-    """A schema detected by its required keys; its texts (left out of provenance) are the
-    required fields that are not numbers, unless named."""
+def _schema(name, source, fields, required, adapt, texts=None, keys=None, group=None) -> Schema:
+    """A schema detected by its keys (default: the required fields); its texts (left out of
+    provenance) are the required fields that are not numbers, unless named."""
     if texts is None:
         texts = {f for f in required if fields[f] != NUMBER}
-    return Schema(name, source, frozenset(required), fields, required, frozenset(texts), adapt)
+    keys = frozenset(keys or required)
+    return Schema(name, source, keys, fields, required, frozenset(texts), adapt, group)
 
 
 _PKU = ("prompt", "response_0", "response_1")
@@ -546,6 +643,37 @@ SCHEMAS: dict[str, Schema] = {
             _helpsteer2_preference,
         ),
         _schema(
+            "helpsteer2",
+            "nvidia/HelpSteer2 (train/validation: a row per rated response)",
+            _helpsteer2_fields,
+            ("prompt", "response"),
+            _grouped,
+            texts={"prompt", "response"},
+            keys={"prompt", "response", "helpfulness"},
+            group=_helpsteer2_groups,
+        ),
+        _schema(
+            "oasst",
+            "OpenAssistant/oasst1 (flat message rows)",
+            _typed(
+                (
+                    "message_id",
+                    "parent_id",
+                    "role",
+                    "text",
+                    "rank",
+                    "model_name",
+                    "message_tree_id",
+                ),
+                numbers=("rank",),
+            ),
+            ("message_id", "role", "text"),
+            _grouped,
+            texts={"text"},
+            keys={"message_id", "parent_id", "role", "text"},
+            group=_oasst_groups,
+        ),
+        _schema(
             "nectar",
             "berkeley-nest/Nectar",
             {"prompt": TEXT, "answers": pl.List(_NECTAR_ITEM)},
@@ -594,17 +722,22 @@ def detect_native(keys: set[str]) -> str | None:
 # ----------------------------------------------------------------------------- extraction
 def _found(raw: RawRecords, sample: int = 200) -> dict[str, pl.DataType]:
     """Column types as the source has them (for schemas whose fields depend on the data): the
-    table's schema, or, read one by one, the keys of the listed items of the first records."""
+    table's schema, or, read one by one, the keys of the first records (and of their listed
+    items) with no type."""
     if raw.table is not None:
         return dict(raw.table.schema)
-    keys: dict[str, set[str]] = {}
+    keys: dict[str, set[str] | None] = {}
     for rec in (r for r in raw.records[:sample] if r is not None):
         for col, value in rec.items():
-            if isinstance(value, list):
-                keys.setdefault(col, set()).update(
-                    k for v in value if isinstance(v, dict) for k in v
-                )
-    return {c: pl.List(pl.Struct({k: pl.Null for k in sorted(ks)})) for c, ks in keys.items()}
+            if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+                items = keys.get(col) or set()
+                keys[col] = items | {k for v in value if isinstance(v, dict) for k in v}
+            else:
+                keys.setdefault(col, None)
+    return {
+        c: pl.Null if ks is None else pl.List(pl.Struct(dict.fromkeys(sorted(ks), pl.Null)))
+        for c, ks in keys.items()
+    }
 
 
 def _provenance() -> pl.Expr:
@@ -628,10 +761,11 @@ def _provenance() -> pl.Expr:
 
 def extract(
     raw: RawRecords, fmt: str, opts: Options, default_split: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(candidate pairs, rejected rows) of a native schema: candidates in the batch builder's
-    layout (source_row, prompt, chosen, rejected, label, split, provenance), rejects as
-    (source_row, reason, message)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, int | None]:
+    """(candidate pairs, rejected rows, input rows) of a native schema: candidates in the batch
+    builder's layout (source_row, prompt, chosen, rejected, label, split, provenance), rejects
+    as (source_row, reason, message); the input rows of a grouped schema (groups and rows that
+    joined none; None for the others, whose input rows are the source's parsed rows)."""
     schema = SCHEMAS[fmt]
     if opts.preference not in PREFERENCES:
         raise FormatError(
@@ -640,10 +774,15 @@ def extract(
     fields = schema.fields if isinstance(schema.fields, dict) else schema.fields(_found(raw), opts)
     frame = typed_frame(raw, fields, schema.required, schema.texts)
     usable = pl.col("_reason").is_null()
-    out = schema.adapt(frame.filter(usable), opts, fields)
+    rows, failed = frame.filter(usable), frame.filter(~usable)
+    n_input = None
+    if schema.group is not None:
+        rows = schema.group(rows, opts)
+        n_input = rows.height + failed.height
+    out = schema.adapt(rows, opts, fields)
     rejects = pl.concat(
         [
-            frame.filter(~usable).select("_row", "_reason", "_message"),
+            failed.select("_row", "_reason", "_message"),
             out.filter(pl.col("_reason").is_not_null())
             .unique("_row", keep="first", maintain_order=True)
             .select("_row", "_reason", "_message"),
@@ -653,7 +792,7 @@ def extract(
     pairs = (
         out.filter(~pl.col("_row").is_in(bad_rows))
         .join(
-            frame.select("_row", "_split", "_extras"), on="_row", how="left", maintain_order="left"
+            rows.select("_row", "_split", "_extras"), on="_row", how="left", maintain_order="left"
         )
         .select(
             pl.col("_row").alias("source_row"),
@@ -665,4 +804,5 @@ def extract(
             _provenance(),
         )
     )
-    return pairs, rejects.rename({"_row": "source_row", "_reason": "reason", "_message": "message"})
+    rejects = rejects.rename({"_row": "source_row", "_reason": "reason", "_message": "message"})
+    return pairs, rejects, n_input

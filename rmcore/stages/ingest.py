@@ -146,6 +146,12 @@ def parse_validate_store(
         max_chars=config.max_chars,
         progress=progress,
     )
+    if batch.n_input != len(raw):
+        log.info(
+            "grouped %s source rows into %s input rows (one per compared set of responses)",
+            f"{len(raw):,}",
+            f"{batch.n_input:,}",
+        )
     # A concurrent ingest of the same content may commit first: then this one resolves to that
     # version (re-checked inside the write transaction, and after a write-write conflict in
     # the same process, where DuckDB does not serialize the two transactions for us).
@@ -176,7 +182,7 @@ def parse_validate_store(
         version=row.version,
         status="ingested",
         skipped=False,
-        n_input=len(raw),
+        n_input=batch.n_input,
         n_pairs=n_pairs,
         n_rows_stored=n_rows,
         n_quarantined=n_quarantined,
@@ -203,15 +209,15 @@ def _store(
     )
     sql.store_batch(con, row.dataset_id, batch.pairs, batch.quarantine, flow_run_id)
     n_rows, n_pairs, n_quarantined = sql.stored_counts(con, row.dataset_id)
-    if n_rows + n_quarantined != len(raw):
+    if n_rows + n_quarantined != batch.n_input:
         raise RuntimeError(
-            f"reconcile failed for {name}: {len(raw)} input rows != {n_rows} stored"
+            f"reconcile failed for {name}: {batch.n_input} input rows != {n_rows} stored"
             f" + {n_quarantined} quarantined; nothing was written"
         )
     sql.finish_version(
         con,
         row.dataset_id,
-        n_input=len(raw),
+        n_input=batch.n_input,
         n_rows_stored=n_rows,
         n_pairs=n_pairs,
         n_quarantined=n_quarantined,
