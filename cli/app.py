@@ -31,6 +31,7 @@ from rmcore.config import (  # noqa: E402
     TrainConfig,
 )
 from rmcore.errors import Interrupted, InvalidArgument, QueryError, RmcurateError  # noqa: E402
+from rmcore.ingest.native import PREFERENCES  # noqa: E402
 from rmcore.ingest.native import SCHEMAS as NATIVE_FORMATS  # noqa: E402
 from warehouse import catalog  # noqa: E402
 
@@ -193,6 +194,24 @@ def ingest(
     preference: Annotated[
         str, typer.Option(help="PKU-SafeRLHF: better (helpfulness) or safer (harmlessness).")
     ] = INGEST.preference,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Name the columns of an unknown schema: prompt=COL,chosen=COL,rejected=COL"
+            "[,label=COL][,split=COL].",
+        ),
+    ] = None,
+    hf_split: Annotated[
+        str | None,
+        typer.Option(
+            help="Hugging Face splits to read, comma-separated (default: all); names such as"
+            " train_prefs or test_gen are read as train/test (see the README)."
+        ),
+    ] = INGEST.hf_split,
+    hf_config: Annotated[
+        str | None, typer.Option(help="Config (subset) of a hub dataset.")
+    ] = INGEST.hf_config,
     split: Annotated[
         str, typer.Option(help="Split for rows that carry none.")
     ] = INGEST.default_split,
@@ -205,9 +224,16 @@ def ingest(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Validate a source and store it; bad rows go to quarantine with a reason."""
-    from rmcore.ingest.sources import check_source
+    from rmcore.ingest.mapping import parse_map
+    from rmcore.ingest.sources import check_hf_options, check_source
 
-    check_source(source, kind)  # a missing or unreadable source fails before Prefect starts
+    # A missing or unreadable source or a malformed option fails before Prefect starts.
+    mapping = parse_map(column_map)
+    if preference not in PREFERENCES:
+        raise InvalidArgument(
+            f"--preference {preference!r}: expected one of {', '.join(PREFERENCES)}"
+        )
+    check_hf_options(check_source(source, kind), hf_split, hf_config)
     from flows.ingest import ingest_flow
 
     summary = ingest_flow(
@@ -220,6 +246,9 @@ def ingest(
         ranked_mode=ranked_mode,
         score_field=score_field,
         preference=preference,
+        hf_split=hf_split,
+        hf_config=hf_config,
+        column_map=mapping,
         default_split=split,
         max_chars=max_chars,
         progress=True,

@@ -47,6 +47,8 @@ def ingest_flow(
     max_line_bytes: int = IngestConfig.max_line_bytes,
     max_depth: int = IngestConfig.max_depth,
     hf_split: str | None = IngestConfig.hf_split,
+    hf_config: str | None = IngestConfig.hf_config,
+    column_map: dict[str, str] | None = IngestConfig.column_map,
     quality: bool = IngestConfig.quality,
     progress: bool = False,
 ) -> dict:
@@ -55,7 +57,7 @@ def ingest_flow(
     expectation fails (the message names the report)."""
     start = time.perf_counter()
     name = name or default_name(source)
-    kind, digest = fingerprint_source(source, kind)
+    kind, digest = fingerprint_source(source, kind, hf_config, hf_split)
     summary = find_existing(warehouse, name, digest)
     if summary is None:
         config = IngestConfig(
@@ -67,6 +69,8 @@ def ingest_flow(
             max_line_bytes=max_line_bytes,
             max_depth=max_depth,
             hf_split=hf_split,
+            hf_config=hf_config,
+            column_map=column_map,
             reports_dir=reports_dir,
             quality=quality,
         )

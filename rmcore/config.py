@@ -35,7 +35,10 @@ class IngestConfig:
     max_chars: int = 100_000  # texts longer than this are quarantined
     max_line_bytes: int = 1 << 25  # JSON lines over 32 MiB are quarantined unparsed
     max_depth: int = 64  # records nesting objects/arrays deeper are quarantined (at most 1000)
-    hf_split: str | None = None  # the split of a Hugging Face dataset to read
+    # the splits of a Hugging Face dataset to read (comma-separated; default: all of them)
+    hf_split: str | None = None
+    hf_config: str | None = None  # the config (subset) of a hub dataset
+    column_map: dict[str, str] | None = None  # --map: {canonical key: source column}
     reports_dir: str = "reports"  # where Data Docs pages go
     quality: bool = True  # run the Great Expectations suite on the stored batch
 
@@ -50,6 +53,8 @@ class IngestConfig:
             "max_line_bytes": self.max_line_bytes,
             "max_depth": self.max_depth,
             "hf_split": self.hf_split,
+            "hf_config": self.hf_config,
+            "column_map": self.column_map,
         }
 
 

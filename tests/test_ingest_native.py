@@ -689,3 +689,163 @@ def test_a_wrong_type_fails_its_row_only(tmp_path):
         3: "wrong_type",
     }
     assert batch.reconciles
+
+
+# ----------------------------------------------------------------------------- splits, --map, CSV
+def _save_dict(path: Path, splits: dict[str, list[dict]]) -> Path:
+    import datasets
+
+    datasets.DatasetDict(
+        {name: datasets.Dataset.from_list(rows) for name, rows in splits.items()}
+    ).save_to_disk(str(path))
+    return path
+
+
+def _uf_binarized(i: int) -> dict:
+    question = f"Question {i}?"
+    return {
+        **UF_BINARIZED[0],
+        "prompt": question,
+        "prompt_id": f"id{i}",
+        "chosen": _msgs(("user", question), ("assistant", f"Good answer {i}.")),
+        "rejected": _msgs(("user", question), ("assistant", f"Bad answer {i}.")),
+        "messages": _msgs(("user", question), ("assistant", f"Good answer {i}.")),
+    }
+
+
+def test_a_dataset_dict_with_native_split_names_is_stored_by_the_split_rule(
+    tmp_path, warehouse_file
+):
+    """UltraFeedback-binarized as `save_to_disk` with train_prefs/test_prefs/train_gen: no
+    row is `invalid_split`; the native name stays in provenance; --hf-split picks splits."""
+    path = _save_dict(
+        tmp_path / "ufb",
+        {
+            "train_prefs": [_uf_binarized(i) for i in range(3)],
+            "test_prefs": [_uf_binarized(i) for i in range(3, 5)],
+            "train_gen": [_uf_binarized(i) for i in range(5, 6)],
+        },
+    )
+    summary = ingest(warehouse_file, path, CONFIG)
+    assert summary.reconciles and summary.n_quarantined == 0 and summary.n_pairs == 6
+    con = duckdb.connect(warehouse_file, read_only=True)
+    try:
+        splits = con.execute(
+            "SELECT split, provenance->>'hf_split', count(*) FROM pairs GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    assert splits == [
+        ("test", "test_prefs", 2),
+        ("train", "train_gen", 1),
+        ("train", "train_prefs", 3),
+    ]
+    chosen = replace(CONFIG, hf_split="test_prefs")
+    picked = ingest(str(tmp_path / "wh2.duckdb"), path, chosen)
+    assert picked.n_pairs == 2 and picked.reconciles
+
+
+def test_canonical_split_rule():
+    import polars as pl
+
+    from rmcore.ingest.batch import canonical_split
+
+    names = [
+        "train",
+        "TRAIN_prefs",
+        "test_gen",
+        "dev",
+        "valid",
+        "validation_2",
+        "eval-set",
+        "holdout",
+    ]
+    got = pl.select(canonical_split(pl.Series(names))).to_series().to_list()
+    assert got == [
+        "train",
+        "train",
+        "test",
+        "validation",
+        "validation",
+        "validation",
+        "validation",
+        "holdout",
+    ]
+
+
+def test_csv_numbers_are_read_as_numbers(tmp_path):
+    """A CSV `label` column is text: its numbers are read as numbers, other text is refused
+    row by row (fixed bug: every row was quarantined "label must be a number, got str")."""
+    import polars as pl
+
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    frame = pl.DataFrame(
+        {
+            "prompt": ["p1", "p2", "p3"],
+            "chosen": ["a", "b", "c"],
+            "rejected": ["x", "y", "z"],
+            "label": ["0.8", "high", "1"],
+        }
+    )
+    frame.write_csv(tmp_path / "l.csv")
+    batch = build_batch(read_source(str(tmp_path / "l.csv")))
+    assert batch.pairs.select("prompt", "label").rows() == [("p1", 0.8), ("p3", 1.0)]
+    assert batch.quarantine.select("source_row", "reason").rows() == [(1, "invalid_label")]
+    pku = pl.DataFrame(PKU).with_columns(pl.col("better_response_id").cast(pl.String))
+    pku.write_csv(tmp_path / "pku.csv")
+    native = build_batch(read_source(str(tmp_path / "pku.csv")))
+    assert native.format == "pku-saferlhf" and native.pairs["source_row"].to_list() == [0]
+    assert native.quarantine.select("source_row", "reason").rows() == [(1, "invalid_label")]
+
+
+def test_map_names_the_columns_of_an_unknown_schema(tmp_path):
+    from rmcore.errors import FormatError, InvalidArgument
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.mapping import parse_map, remap
+    from rmcore.ingest.sources import read_source
+
+    path = tmp_path / "q.jsonl"
+    rows = [{"q": "Q1", "good": "yes", "bad": "no", "p": 0.9, "src": "s"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mapping = parse_map("prompt=q, chosen=good,rejected=bad,label=p")
+    for columnar in (True, False):
+        batch = build_batch(remap(read_source(str(path), columnar=columnar), mapping))
+        assert batch.format == "explicit"
+        assert batch.pairs.select("prompt", "chosen", "rejected", "label").rows() == [
+            ("Q1", "yes", "no", 0.9)
+        ]
+        assert json.loads(batch.pairs["provenance"][0]) == {"src": "s"}
+    with pytest.raises(InvalidArgument, match="not target=column"):
+        parse_map("prompt")
+    with pytest.raises(InvalidArgument, match="unknown target"):
+        parse_map("question=q")
+    with pytest.raises(FormatError, match="not a column"):
+        remap(read_source(str(path)), {"prompt": "nope"})
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_cli_ingest_with_map_and_hf_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    rows = [{"query": f"Q{i}", "good": f"g{i}", "bad": f"b{i}"} for i in range(4)]
+    path = _save_dict(tmp_path / "qa", {"train_prefs": rows[:3], "test_prefs": rows[3:]})
+    wh = str(tmp_path / "wh.duckdb")
+    args = ["ingest", str(path), "-w", wh, "--reports", str(tmp_path / "r")]
+    result = CliRunner().invoke(
+        app, [*args, "--map", "prompt=query,chosen=good,rejected=bad", "--hf-split", "test_prefs"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "input rows 1 = stored 1 + quarantined 0" in result.output
+    con = duckdb.connect(wh, read_only=True)
+    try:
+        assert con.execute(
+            "SELECT split, format FROM pairs JOIN datasets USING (dataset_id)"
+        ).fetchall() == [("test", "explicit")]
+    finally:
+        con.close()
+    bad = CliRunner().invoke(app, [*args, "--map", "prompt"])
+    assert bad.exit_code != 0 and "not target=column" in bad.output

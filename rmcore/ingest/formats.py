@@ -37,6 +37,7 @@ import polars as pl
 
 from rmcore.errors import FormatError
 from rmcore.ingest.native import SCHEMAS, detect_native
+from rmcore.ingest.typed import number_from_text
 from rmcore.textnorm import WHITESPACE
 
 FORMATS = ("explicit", "implicit", "conversational", "annotated", *SCHEMAS)
@@ -229,6 +230,9 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any], str], list[Pair]]] = {
     "conversational": _conversational,
     "annotated": _annotated,
 }
+# Keys read as numbers: parsed from text in CSV rows (`read_number`).
+NUMERIC_KEYS = {"explicit": ("label",), "implicit": ("label",), "conversational": ("label",)}
+NUMERIC_KEYS["annotated"] = ("preference",)
 CONSUMED_KEYS = {
     "explicit": {"prompt", "chosen", "rejected", "label", "split"},
     "implicit": {"chosen", "rejected", "label", "split"},
@@ -251,9 +255,12 @@ def _text_col(schema: pl.Schema, key: str) -> pl.Expr:
     return pl.col(key) if schema.get(key) == pl.String else pl.lit(None, dtype=pl.String)
 
 
-def _number_col(schema: pl.Schema, key: str) -> tuple[pl.Expr, pl.Expr]:
-    """(`key` as a float where `_probability` accepts it, rows holding some other non-null type)."""
+def _number_col(schema: pl.Schema, key: str, csv: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(`key` as a float where `_probability` accepts it, rows holding some other non-null type).
+    A CSV text column is parsed (see `read_number`); cells that do not parse are left over."""
     dtype = schema.get(key)
+    if csv and dtype == pl.String:
+        return number_from_text(key)
     if dtype is None or dtype == pl.Null:
         return pl.lit(None, dtype=pl.Float64), pl.lit(False)
     if dtype.is_integer() or dtype.is_float():
@@ -261,18 +268,18 @@ def _number_col(schema: pl.Schema, key: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.lit(None, dtype=pl.Float64), pl.col(key).is_not_null()
 
 
-def _explicit_columns(schema: pl.Schema) -> ColumnMap:
+def _explicit_columns(schema: pl.Schema, csv: bool) -> ColumnMap:
     texts = [_text_col(schema, k) for k in ("prompt", "chosen", "rejected")]
-    label, not_a_number = _number_col(schema, "label")
+    label, not_a_number = _number_col(schema, "label", csv)
     clean = pl.all_horizontal(t.is_not_null() for t in texts) & ~not_a_number
     return ColumnMap(clean, (*texts, label.fill_null(1.0)))  # type: ignore[arg-type]
 
 
-def _annotated_columns(schema: pl.Schema) -> ColumnMap:
+def _annotated_columns(schema: pl.Schema, csv: bool) -> ColumnMap:
     instruction, out1, out2 = (
         _text_col(schema, k) for k in ("instruction", "output_1", "output_2")
     )
-    pref, _ = _number_col(schema, "preference")
+    pref, _ = _number_col(schema, "preference", csv)
     clean = (
         pl.all_horizontal(t.is_not_null() for t in (instruction, out1, out2))
         & pref.is_between(1.0, 2.0)
@@ -294,7 +301,7 @@ def _annotated_columns(schema: pl.Schema) -> ColumnMap:
     )
 
 
-COLUMN_MAPS: dict[str, Callable[[pl.Schema], ColumnMap]] = {
+COLUMN_MAPS: dict[str, Callable[[pl.Schema, bool], ColumnMap]] = {
     "explicit": _explicit_columns,
     "annotated": _annotated_columns,
 }

@@ -1,5 +1,8 @@
 """A source's rows as a frame of declared field types, with a reason for each row that fails them.
 
+CSV cells are text: a field read as a number is parsed from it (`read_number`), a cell that
+does not parse fails its row as any wrong type does.
+
 The native-schema adapters (rmcore.ingest.native) are polars expressions, so they need typed
 columns. A source read column-wise already has them: a column is used when its type fits the
 declared one (integers for a number, extra struct fields ignored, a missing struct field read
@@ -18,6 +21,25 @@ import polars as pl
 from rmcore.ingest.sources import RawRecords
 
 _NUMERIC = (int, float)
+
+
+def read_number(text: str) -> float | str | None:
+    """A CSV cell holding a number, as the number (CSV has no types, so a field a format
+    reads as a number is parsed); an empty cell is a null, other text stays text, to be
+    refused as it is."""
+    if not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def number_from_text(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """`read_number` over a text column: (the numbers, the cells that hold other text)."""
+    cell = pl.col(column).str.strip_chars()
+    number = pl.when(cell == "").then(None).otherwise(cell.cast(pl.Float64, strict=False))
+    return number, (cell != "") & number.is_null()
 
 
 def conforms(value: Any, dtype: pl.DataType) -> bool:
@@ -87,13 +109,17 @@ def describe(dtype: pl.DataType) -> str:
 
 
 def _from_table(
-    table: pl.DataFrame, fields: dict[str, pl.DataType], texts: frozenset[str]
+    table: pl.DataFrame, fields: dict[str, pl.DataType], texts: frozenset[str], csv: bool
 ) -> pl.DataFrame:
     columns, wrong = [], []
     for name, dtype in fields.items():
         actual = table.schema.get(name)
         if actual is None:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
+        elif csv and actual == pl.String and dtype == pl.Float64:
+            number, unparsed = number_from_text(name)
+            columns.append(number.alias(name))
+            wrong.append((unparsed, "wrong_type", f"field {name!r} must be a number"))
         elif fits(actual, dtype):
             columns.append(_coerce(pl.col(name), actual, dtype).alias(name))
         else:
@@ -132,7 +158,7 @@ def first_failure(checks: list[tuple[pl.Expr, str, Any]]) -> list[pl.Expr]:
 
 
 def _from_records(
-    raw: RawRecords, fields: dict[str, pl.DataType], texts: frozenset[str]
+    raw: RawRecords, fields: dict[str, pl.DataType], texts: frozenset[str], csv: bool
 ) -> pl.DataFrame:
     rows = [(i, r) for i, r in enumerate(raw.records) if r is not None]
     reasons: list[str | None] = [None] * len(rows)
@@ -141,6 +167,8 @@ def _from_records(
         values = []
         for k, (_, rec) in enumerate(rows):
             value = rec.get(name)
+            if csv and dtype == pl.Float64 and isinstance(value, str):
+                value = read_number(value)
             if conforms(value, dtype):
                 values.append(value)
                 continue
@@ -184,8 +212,9 @@ def typed_frame(
     """`_row` (source row), the fields, `_split` (the row's split, null when it has none),
     `_extras` (provenance JSON of the non-text keys), and `_reason`/`_message` for the rows
     that fail a type or miss a required field. Rows that never parsed are not in it."""
+    csv = raw.kind == "csv"
     if raw.table is not None:
-        frame = _from_table(raw.table, fields, texts)
+        frame = _from_table(raw.table, fields, texts, csv)
         split_type = raw.table.schema.get("split")
         bad_split = split_type not in (None, pl.Null, pl.String)
         frame = frame.with_columns(
@@ -195,7 +224,7 @@ def typed_frame(
             ).alias("_split"),
         )
     else:
-        frame = _from_records(raw, fields, texts)
+        frame = _from_records(raw, fields, texts, csv)
     reason, message = pl.col("_reason"), pl.col("_message")
     for name in required:
         missing = reason.is_null() & pl.col(name).is_null()

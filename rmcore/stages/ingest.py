@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rmcore.config import IngestConfig
 from rmcore.ingest.batch import build_batch
+from rmcore.ingest.mapping import remap
 from rmcore.ingest.sources import content_hash, detect_kind, read_source
 from rmcore.names import check_name
 from warehouse import ingest as sql
@@ -81,10 +82,13 @@ def source_files(folder: str, pattern: str) -> list[str]:
     ]
 
 
-def fingerprint(uri: str, kind: str | None) -> tuple[str, str]:
-    """(kind, content hash): the identity of a source version."""
+def fingerprint(
+    uri: str, kind: str | None, hf_config: str | None = None, hf_split: str | None = None
+) -> tuple[str, str]:
+    """(kind, content hash): the identity of a source version (of the chosen parts of a
+    Hugging Face dataset)."""
     kind = kind or detect_kind(uri)
-    return kind, content_hash(uri, kind)
+    return kind, content_hash(uri, kind, hf_config, hf_split)
 
 
 def find_existing(warehouse: str | None, name: str, digest: str) -> IngestSummary | None:
@@ -131,10 +135,12 @@ def parse_validate_store(
         uri,
         kind,
         split=config.hf_split,
+        hf_config=config.hf_config,
         max_line_bytes=config.max_line_bytes,
         max_depth=config.max_depth,
     )
     log.info("read %s rows from %s (%s)", f"{len(raw):,}", uri, kind)
+    raw = remap(raw, config.column_map)
     batch = build_batch(
         raw,
         fmt=fmt,

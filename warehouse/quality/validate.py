@@ -13,7 +13,7 @@ import polars as pl
 from rmcore.config import IngestConfig
 from warehouse.quality.context import CONTEXT_DIR, LOCK, Gate, gate
 from warehouse.quality.docs import report_path
-from warehouse.quality.suite import SUITE_NAME
+from warehouse.quality.suite import SUITE_NAME, with_derived
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -113,7 +113,7 @@ def _run(
 
     opened.point_docs_at(reports_dir)
     checkpoint_result = opened.checkpoint.run(
-        batch_parameters={"dataframe": df.to_pandas()},
+        batch_parameters={"dataframe": with_derived(df).to_pandas()},
         expectation_parameters={"max_chars": max_chars},
         run_id=RunIdentifier(run_name=run_name(batch_name)),
     )
