@@ -39,7 +39,7 @@ from rmcore.errors import FormatError
 from rmcore.ingest.sources import RawRecords
 from rmcore.ingest.typed import first_failure, typed_frame
 
-TEXT, NUMBER, FLAG = pl.String, pl.Float64, pl.Boolean
+TEXT, NUMBER = pl.String, pl.Float64
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 PREFERENCES = ("better", "safer")  # PKU-SafeRLHF: better_response_id or safer_response_id
 ROLE_NAMES = {
@@ -92,27 +92,20 @@ def _reasons(*checks: tuple[pl.Expr, str, Any]) -> list[pl.Expr]:
     return first_failure(list(checks))
 
 
+def _role() -> pl.Expr:
+    """The canonical role name of a list element (null for an unknown role)."""
+    role = pl.element().struct.field("role").str.to_lowercase()
+    return role.replace_strict(ROLE_NAMES, default=None, return_dtype=pl.String)
+
+
 def _role_names(msgs: pl.Expr) -> pl.Expr:
-    return msgs.list.eval(
-        pl.element()
-        .struct.field("role")
-        .str.to_lowercase()
-        .replace_strict(ROLE_NAMES, default=None, return_dtype=pl.String)
-    )
+    return msgs.list.eval(_role())
 
 
 def _turns(msgs: pl.Expr) -> pl.Expr:
     """Each message as `Role: content` (null for an unknown role)."""
-    return msgs.list.eval(
-        pl.concat_str(
-            pl.element()
-            .struct.field("role")
-            .str.to_lowercase()
-            .replace_strict(ROLE_NAMES, default=None, return_dtype=pl.String),
-            pl.lit(": "),
-            pl.element().struct.field("content"),
-        )
-    )
+    content = pl.element().struct.field("content")
+    return msgs.list.eval(pl.concat_str(_role(), pl.lit(": "), content))
 
 
 def render_messages(msgs: pl.Expr) -> pl.Expr:
@@ -247,17 +240,24 @@ def _arena(df: pl.DataFrame, _: Options, __: dict) -> pl.DataFrame:
     def cut(m: pl.Expr) -> pl.Expr:  # index of the first assistant turn
         return _role_names(m).list.eval(pl.element() == "Assistant").list.arg_max()
 
-    k = cut(a)
-    prompt_a, prompt_b = a.list.head(k), b.list.head(k)
-    reply_a, reply_b = render_reply(a.list.slice(k)), render_reply(b.list.slice(k))
+    # Steps as columns: in one select, polars evaluated the list expressions once per use
+    # (8x slower on 20k rows).
+    k = pl.col("_k")
+    steps = df.with_columns(cut(a).alias("_k"), cut(b).alias("_k_b")).with_columns(
+        a.list.head(k).alias("_prompt_a"),
+        (b.list.head(k) != a.list.head(k)).alias("_prompts_differ"),
+        render_reply(a.list.slice(k)).alias("_reply_a"),
+        render_reply(b.list.slice(k)).alias("_reply_b"),
+        _unknown_role(a, b).alias("_unknown"),
+    )
     winner = pl.col("winner")
     b_wins = winner == "model_b"
-    chosen, rejected = _pick(~b_wins, reply_a, reply_b)
+    chosen, rejected = _pick(~b_wins, pl.col("_reply_a"), pl.col("_reply_b"))
     cm, rm = _pick(~b_wins, pl.col("model_a"), pl.col("model_b"))
-    return df.select(
+    return steps.select(
         "_row",
         *_pair(
-            render_messages(prompt_a),
+            render_messages(pl.col("_prompt_a")),
             chosen,
             rejected,
             winner.replace_strict(_ARENA_WINNERS, default=None, return_dtype=pl.Float64),
@@ -265,9 +265,9 @@ def _arena(df: pl.DataFrame, _: Options, __: dict) -> pl.DataFrame:
             rm,
         ),
         *_reasons(
-            _fail(_unknown_role(a, b), "wrong_type", "a conversation holds an unknown role"),
+            _fail(pl.col("_unknown"), "wrong_type", "a conversation holds an unknown role"),
             _fail(
-                (k == 0) | (k != cut(b)) | (prompt_a != prompt_b),
+                (k == 0) | (k != pl.col("_k_b")) | pl.col("_prompts_differ"),
                 "no_shared_prompt",
                 "conversation_a and conversation_b do not open with the same user turns",
             ),
