@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 class IngestConfig:
     """How a source becomes a stored, checked batch.
 
-    `ranked_mode`, `score_field`, `preference`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
-    `max_depth`) and `hf_split` shape the batch and are stored
-    with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
-    data-quality check after it."""
+    `ranked_mode`, `score_field`, `preference`, `default_split`, `max_chars`, the parsing
+    limits (`max_line_bytes`, `max_depth`), `hf_split`, `hf_config` and `column_map` shape the
+    batch and are stored with the dataset version (`datasets.options`); `reports_dir` and
+    `quality` only steer the data-quality check after it."""
 
     ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
-    # the score that orders a scored list (ranked: a completion field; default: the first of
-    # rating, fine-grained_score, overall_score, score the completions carry)
+    # the score that orders a scored list (ranked: a completion field, default the first of
+    # rating, fine-grained_score, overall_score, score they carry; helpsteer2: an attribute,
+    # default helpfulness)
     score_field: str | None = None
     preference: str = "better"  # PKU-SafeRLHF: better (helpfulness) or safer (harmlessness)
     default_split: str = "train"  # the split of rows that carry none

@@ -646,9 +646,14 @@ def test_all_pairs_keep_the_score_gap(tmp_path, columnar):
 
 
 def test_openrlhf_keys_are_not_taken_for_hh_transcripts():
+    from rmcore.errors import FormatError
     from rmcore.ingest.formats import detect_format
 
     assert detect_format(OPENRLHF) == "openrlhf"
+    assert detect_format([{**OPENRLHF[0], "prompt": "p"}]) == "explicit"
+    pku_without_ids = {k: v for k, v in PKU[0].items() if not k.endswith("_response_id")}
+    with pytest.raises(FormatError):
+        detect_format([pku_without_ids])
     assert (
         detect_format([{"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "x"}]) == "implicit"
     )

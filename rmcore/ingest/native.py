@@ -81,6 +81,15 @@ class Schema:
     adapt: Callable[[pl.DataFrame, Options, dict], pl.DataFrame] = field(repr=False)
     # rows of one comparison -> one input row per group (see "grouped rows" below)
     group: Callable[[pl.DataFrame, Options], pl.DataFrame] | None = field(default=None, repr=False)
+    one_of: frozenset[str] = frozenset()  # detection also needs one of these keys
+    absent: frozenset[str] = frozenset()  # ... and none of these
+
+    def matches(self, keys: set[str]) -> bool:
+        return (
+            self.keys <= keys
+            and (not self.one_of or bool(self.one_of & keys))
+            and not self.absent & keys
+        )
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -581,13 +590,26 @@ def _grouped(df: pl.DataFrame, opts: Options, _: dict) -> pl.DataFrame:
 
 
 # ----------------------------------------------------------------------------- the schemas
-def _schema(name, source, fields, required, adapt, texts=None, keys=None, group=None) -> Schema:
+def _schema(
+    name, source, fields, required, adapt, texts=None, keys=None, group=None, one_of=(), absent=()
+) -> Schema:
     """A schema detected by its keys (default: the required fields); its texts (left out of
     provenance) are the required fields that are not numbers, unless named."""
     if texts is None:
         texts = {f for f in required if fields[f] != NUMBER}
     keys = frozenset(keys or required)
-    return Schema(name, source, keys, fields, required, frozenset(texts), adapt, group)
+    return Schema(
+        name,
+        source,
+        keys,
+        fields,
+        required,
+        frozenset(texts),
+        adapt,
+        group,
+        frozenset(one_of),
+        frozenset(absent),
+    )
 
 
 _PKU = ("prompt", "response_0", "response_1")
@@ -612,6 +634,7 @@ SCHEMAS: dict[str, Schema] = {
             _typed((*_PKU, *_PKU_IDS, "response_0_source", "response_1_source"), numbers=_PKU_IDS),
             _PKU,
             _pku,
+            one_of=_PKU_IDS,
         ),
         _schema(
             "shp",
@@ -693,6 +716,7 @@ SCHEMAS: dict[str, Schema] = {
             _typed(("input", "chosen", "rejected")),
             ("input", "chosen", "rejected"),
             _openrlhf,
+            absent={"prompt"},  # prompt + input + chosen + rejected: explicit, input in provenance
         ),
         _schema(
             "ranked",
@@ -707,16 +731,8 @@ SCHEMAS: dict[str, Schema] = {
 
 
 def detect_native(keys: set[str]) -> str | None:
-    """The native schema whose keys a record carries (PKU needs one of its preference ids)."""
-    for schema in SCHEMAS.values():
-        if schema.keys <= keys:
-            if (
-                schema.name == "pku-saferlhf"
-                and not {"better_response_id", "safer_response_id"} & keys
-            ):
-                continue
-            return schema.name
-    return None
+    """The first native schema whose keys a record carries."""
+    return next((s.name for s in SCHEMAS.values() if s.matches(keys)), None)
 
 
 # ----------------------------------------------------------------------------- extraction
