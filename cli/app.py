@@ -32,6 +32,8 @@ from rmcore.config import (  # noqa: E402
     TrainConfig,
 )
 from rmcore.errors import Interrupted, InvalidArgument, QueryError, RmcurateError  # noqa: E402
+from rmcore.ingest.native import PREFERENCES  # noqa: E402
+from rmcore.ingest.native import SCHEMAS as NATIVE_FORMATS  # noqa: E402
 from warehouse import catalog  # noqa: E402
 
 INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
@@ -162,7 +164,9 @@ def ingest(
         typer.Option(
             "--format",
             "-f",
-            help="explicit, implicit, conversational, annotated or ranked (default: detect).",
+            help="explicit, implicit, conversational, annotated, or a native schema: "
+            + ", ".join(NATIVE_FORMATS)
+            + " (default: detect; see the README's formats table).",
         ),
     ] = None,
     name: Annotated[
@@ -181,6 +185,35 @@ def ingest(
     ranked_mode: Annotated[
         str, typer.Option(help="Ranked lists: best-vs-worst or all-pairs.")
     ] = INGEST.ranked_mode,
+    score_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Score that orders a scored list (ranked: e.g. fine-grained_score or"
+            " overall_score; default: the first of rating, fine-grained_score, overall_score,"
+            " score)."
+        ),
+    ] = INGEST.score_field,
+    preference: Annotated[
+        str, typer.Option(help="PKU-SafeRLHF: better (helpfulness) or safer (harmlessness).")
+    ] = INGEST.preference,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Name the columns of an unknown schema: prompt=COL,chosen=COL,rejected=COL"
+            "[,label=COL][,split=COL].",
+        ),
+    ] = None,
+    hf_split: Annotated[
+        str | None,
+        typer.Option(
+            help="Hugging Face splits to read, comma-separated (default: all); names such as"
+            " train_prefs or test_gen are read as train/test (see the README)."
+        ),
+    ] = INGEST.hf_split,
+    hf_config: Annotated[
+        str | None, typer.Option(help="Config (subset) of a hub dataset.")
+    ] = INGEST.hf_config,
     split: Annotated[
         str, typer.Option(help="Split for rows that carry none.")
     ] = INGEST.default_split,
@@ -193,9 +226,16 @@ def ingest(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Validate a source and store it; bad rows go to quarantine with a reason."""
-    from rmcore.ingest.sources import check_source
+    from rmcore.ingest.mapping import parse_map
+    from rmcore.ingest.sources import check_hf_options, check_source
 
-    check_source(source, kind)  # a missing or unreadable source fails before Prefect starts
+    # A missing or unreadable source or a malformed option fails before Prefect starts.
+    mapping = parse_map(column_map)
+    if preference not in PREFERENCES:
+        raise InvalidArgument(
+            f"--preference {preference!r}: expected one of {', '.join(PREFERENCES)}"
+        )
+    check_hf_options(check_source(source, kind), hf_split, hf_config)
     env.make_home()
     from flows.ingest import ingest_flow
 
@@ -207,6 +247,11 @@ def ingest(
         warehouse=warehouse,
         reports_dir=reports,
         ranked_mode=ranked_mode,
+        score_field=score_field,
+        preference=preference,
+        hf_split=hf_split,
+        hf_config=hf_config,
+        column_map=mapping,
         default_split=split,
         max_chars=max_chars,
         progress=True,

@@ -21,17 +21,25 @@ if TYPE_CHECKING:
 class IngestConfig:
     """How a source becomes a stored, checked batch.
 
-    `ranked_mode`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
-    `max_depth`) and `hf_split` shape the batch and are stored
-    with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
-    data-quality check after it."""
+    `ranked_mode`, `score_field`, `preference`, `default_split`, `max_chars`, the parsing
+    limits (`max_line_bytes`, `max_depth`), `hf_split`, `hf_config` and `column_map` shape the
+    batch and are stored with the dataset version (`datasets.options`); `reports_dir` and
+    `quality` only steer the data-quality check after it."""
 
     ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
+    # the score that orders a scored list (ranked: a completion field, default the first of
+    # rating, fine-grained_score, overall_score, score they carry; helpsteer2: an attribute,
+    # default helpfulness)
+    score_field: str | None = None
+    preference: str = "better"  # PKU-SafeRLHF: better (helpfulness) or safer (harmlessness)
     default_split: str = "train"  # the split of rows that carry none
     max_chars: int = 100_000  # texts longer than this are quarantined
     max_line_bytes: int = 1 << 25  # JSON lines over 32 MiB are quarantined unparsed
     max_depth: int = 64  # records nesting objects/arrays deeper are quarantined (at most 1000)
-    hf_split: str | None = None  # the split of a Hugging Face dataset to read
+    # the splits of a Hugging Face dataset to read (comma-separated; default: all of them)
+    hf_split: str | None = None
+    hf_config: str | None = None  # the config (subset) of a hub dataset
+    column_map: dict[str, str] | None = None  # --map: {canonical key: source column}
     reports_dir: str = "reports"  # where Data Docs pages go
     quality: bool = True  # run the Great Expectations suite on the stored batch
 
@@ -39,11 +47,15 @@ class IngestConfig:
         """What `datasets.options` records about how the batch was built."""
         return {
             "ranked_mode": self.ranked_mode,
+            "score_field": self.score_field,
+            "preference": self.preference,
             "default_split": self.default_split,
             "max_chars": self.max_chars,
             "max_line_bytes": self.max_line_bytes,
             "max_depth": self.max_depth,
             "hf_split": self.hf_split,
+            "hf_config": self.hf_config,
+            "column_map": self.column_map,
         }
 
 

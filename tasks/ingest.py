@@ -25,9 +25,11 @@ def source_files(folder: str, pattern: str) -> list[str]:
 
 
 @task(name="fingerprint-source", cache_policy=NO_CACHE)
-def fingerprint_source(uri: str, kind: str | None) -> tuple[str, str]:
+def fingerprint_source(
+    uri: str, kind: str | None, hf_config: str | None = None, hf_split: str | None = None
+) -> tuple[str, str]:
     """(kind, content hash): the identity of a source version."""
-    return stage.fingerprint(uri, kind)
+    return stage.fingerprint(uri, kind, hf_config, hf_split)
 
 
 @task(name="find-existing-version", cache_policy=NO_CACHE)

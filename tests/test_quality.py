@@ -100,6 +100,30 @@ def test_good_batch_passes_with_every_expectation_evaluated(gx: dict[str, Path],
     )  # fits dq_runs JSON columns
 
 
+IS_PROMPT = f"expect_column_values_to_be_in_set[{quality.IS_PROMPT}]"
+STARTS_WITH_PROMPT = f"expect_column_values_to_be_in_set[{quality.STARTS_WITH_PROMPT}]"
+
+
+def test_a_response_that_is_or_repeats_its_prompt_fails(gx: dict[str, Path], tmp_path: Path):
+    """The UltraFeedback-binarized bug (the prompt copied into both responses) fails the
+    suite; a response equal to its prompt fails it even once; one short prompt repeated at
+    the start of a response in 200 pairs does not."""
+    good = make_batch(200)
+    copied = good.with_columns(
+        (pl.col("prompt") + "\n\n" + pl.col(c)).alias(c) for c in ("chosen", "rejected")
+    )
+    out = validate_pairs(copied, batch_name="copied", reports_dir=tmp_path, **gx)
+    assert not out.success and out.failed == [STARTS_WITH_PROMPT]
+
+    same = set_row(good, 3, rejected=good["prompt"][3])
+    out = validate_pairs(same, batch_name="same", reports_dir=tmp_path, **gx)
+    assert not out.success and sorted(out.failed) == sorted([IS_PROMPT])
+
+    once = set_row(good, 5, chosen=good["prompt"][5] + " Well asked.")
+    out = validate_pairs(once, batch_name="once", reports_dir=tmp_path, **gx)
+    assert out.success
+
+
 def test_bad_label_and_duplicate_pair_fail_and_are_reported(gx: dict[str, Path], tmp_path: Path):
     good = make_batch()
     bad = pl.concat([set_row(good, 2, label=1.5), good.head(1)])  # row 0 comes back: same pair_id

@@ -14,7 +14,7 @@ from rmcore.config import IngestConfig
 from warehouse.quality.audit import checks, write_audit
 from warehouse.quality.context import CONTEXT_DIR, LOCK, Gate, gate
 from warehouse.quality.docs import data_docs_page
-from warehouse.quality.suite import SUITE_NAME
+from warehouse.quality.suite import SUITE_NAME, with_derived
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -116,7 +116,7 @@ def _run(
 
     opened.point_docs_at(reports_dir)
     checkpoint_result = opened.checkpoint.run(
-        batch_parameters={"dataframe": df.to_pandas()},
+        batch_parameters={"dataframe": with_derived(df).to_pandas()},
         expectation_parameters={"max_chars": max_chars},
         run_id=RunIdentifier(run_name=run_name(batch_name)),
     )
