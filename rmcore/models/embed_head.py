@@ -28,6 +28,14 @@ from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, 
 BACKEND = "embed-head"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+USAGE = f"""Inputs: prompt and response are embedded separately by the frozen encoder
+(`config.json` `encoder_id`): mean-pooled, L2-normalised last-layer states of at most 256
+tokens. Weights: `model.safetensors` (the head only). Load and score:
+
+    from rmcore.models.loading import load_scorer
+    model = load_scorer("PATH")  # an {BACKEND} model on its encoder
+    rewards = model.score(prompts, responses)  # (N,) float32
+"""
 
 
 @dataclass
@@ -42,6 +50,9 @@ class HeadConfig:
 
 class RewardHead(nn.Module):
     """r(x, y) = MLP([e_x, e_y, e_x * e_y]); the product term carries prompt-response match."""
+
+    backend = BACKEND
+    usage = USAGE
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()

@@ -46,6 +46,14 @@ class JointRewardModel:
     """RewardScorer around a sequence classifier (num_labels = 1) reading prompt and response together."""
 
     backend = "joint"
+    usage = """Inputs: (prompt, response) rendered by `rmcore.models.render` (the tokenizer's chat
+template, else its text pair, else `prompt + "\\n" + response`), truncated from the left.
+A plain transformers sequence classifier with one output:
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    model = AutoModelForSequenceClassification.from_pretrained("PATH")
+    # or, with the same rendering as training: rmcore.models.loading.load_scorer("PATH")
+"""
 
     def __init__(
         self,

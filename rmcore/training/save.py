@@ -3,8 +3,8 @@
 Layout of ``path``:
 - joint model: ``JointRewardModel.save_pretrained`` (transformers safetensors + tokenizer), so
   plain ``AutoModelForSequenceClassification.from_pretrained(path)`` loads it;
-- embedding head: ``RewardHead.save_pretrained`` (safetensors + config.json);
-- both: ``README.md`` (model card) and ``rmcurate.json`` (kind, card, config, metrics, history).
+- embedding head / late-interaction head: their ``save_pretrained`` (safetensors + config.json);
+- all: ``README.md`` (model card) and ``rmcurate.json`` (kind, card, config, metrics, history).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def render_card(meta: dict[str, Any]) -> str:
     rest = {k: v for k, v in card.items() if k not in known}
     if rest:
         parts += ["## Details", "```json", json.dumps(rest, indent=2, default=str), "```"]
+    if meta.get("usage"):
+        parts += ["## Input format and loading", meta["usage"].strip()]
     parts += [
         "## Limitations",
         "Scores are only comparable within one model. Curation priorities come from a "
@@ -68,11 +70,12 @@ def save_trained(path: str | Path, trained: TrainResult | Any, card: dict[str, A
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = trained.model if isinstance(trained, TrainResult) else trained
-    # JointRewardModel writes safetensors + tokenizer, RewardHead safetensors + config.json.
+    # JointRewardModel writes safetensors + tokenizer, the heads safetensors + config.json.
     model.save_pretrained(path)
     meta: dict[str, Any] = {
         "format_version": 1,
-        "kind": getattr(model, "backend", "embed-head"),
+        "kind": model.backend,
+        "usage": model.usage,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "card": card,
         "versions": {p: _version(p) for p in ("rmcurate", "torch", "transformers", "peft")},
