@@ -26,25 +26,21 @@ Input format: each text as the encoder's tokens (its own [CLS] ... [SEP]), trunc
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save, save_file
 from torch import nn
 
-from rmcore.models.base import BatchBudget, map_batches, short_hash
+from rmcore.models.base import BatchBudget, map_batches
 from rmcore.models.embed_head import dedupe
-from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
+from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, load_encoder
+from rmcore.models.head import HeadScorer, SavedHead
 from rmcore.models.token_states import TokenStateCache, TokenStates, compute_token_states
 
 BACKEND = "late-interaction"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 MAX_LENGTH = 128  # tokens kept per text (prompt and response alike)
 USAGE = f"""Inputs: prompt and response are read separately, each as the frozen encoder's
 (`config.json` `encoder_id`) last-layer token states of its own tokenization ([CLS] ... [SEP]),
@@ -71,7 +67,7 @@ class LateInteractionConfig:
     encoder_id: str = BUNDLED_ID
 
 
-class LateInteractionHead(nn.Module):
+class LateInteractionHead(SavedHead):
     """Cross-attention of response tokens over prompt tokens, then an MLP (module docstring).
 
     `prompt_tokens` / `response_tokens` are token-wise (any leading shape), so they can run
@@ -80,6 +76,7 @@ class LateInteractionHead(nn.Module):
     """
 
     backend = BACKEND
+    config_class = LateInteractionConfig
     usage = USAGE
 
     def __init__(self, config: LateInteractionConfig) -> None:
@@ -158,31 +155,6 @@ class LateInteractionHead(nn.Module):
             states.n_tokens[response_rows].to(device),
         )
 
-    def weights_sha256(self) -> str:
-        """Content hash of the weights, independent of device and training mode."""
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        return hashlib.sha256(save(state)).hexdigest()
-
-    def save_pretrained(self, path: str | Path) -> None:
-        """safetensors weights + config.json naming the encoder and length (no pickle)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, path / WEIGHTS)
-        config = {**asdict(self.config), "rmcurate_backend": BACKEND}
-        (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> LateInteractionHead:
-        """Load a head saved by `save_pretrained`, in eval mode."""
-        path = Path(path)
-        config = json.loads((path / CONFIG).read_text())
-        if config.pop("rmcurate_backend", None) != BACKEND:
-            raise ValueError(f"{path} is not a {BACKEND} checkpoint")
-        head = cls(LateInteractionConfig(**config))
-        head.load_state_dict(load_file(path / WEIGHTS))
-        return head.eval()
-
 
 def _masked_mean(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(t.dtype)  # (B, L, 1)
@@ -197,16 +169,14 @@ def new_head(encoder: SentenceEncoder, *, seed: int = 0, **shape: int) -> LateIn
         return LateInteractionHead(config).eval()
 
 
-class LateInteractionRewardModel:
-    """RewardScorer: frozen `SentenceEncoder` token states + trainable `LateInteractionHead`.
-
-    `model_id` is the checkpoint folder, or `"late-interaction:<weights hash>"` for an
-    unsaved head; `revision` is a short hash of the current weights (read on every access).
-    `n_forward` counts encoder batches plus head batches. `score` computes states fresh;
-    the scoring engine passes cached states to `score_states` instead.
+class LateInteractionRewardModel(HeadScorer):
+    """RewardScorer: frozen `SentenceEncoder` token states + trainable `LateInteractionHead`
+    (identity and loading in `HeadScorer`; an unsaved head is `"late-interaction:<hash>"`).
+    `score` computes states fresh; the scoring engine passes cached states to `score_states`.
     """
 
-    backend = BACKEND
+    head_class = LateInteractionHead
+    untrained_prefix = BACKEND
 
     def __init__(
         self,
@@ -217,25 +187,9 @@ class LateInteractionRewardModel:
         combo_batch_size: int = 512,
         encode_batch_size: int = 64,
     ) -> None:
-        if head.config.encoder_id != encoder.encoder_id or head.config.dim != encoder.dim:
-            raise ValueError(
-                f"head was trained on {head.config.encoder_id} (dim {head.config.dim}), "
-                f"not {encoder.encoder_id} (dim {encoder.dim})"
-            )
-        self.encoder = encoder
-        self.head = head.to(encoder.device)
+        super().__init__(encoder, head, model_id=model_id)
         self.budget = BatchBudget(max_batch=combo_batch_size)
         self.encode_batch_size = encode_batch_size
-        self.model_id = model_id or f"{BACKEND}:{self.revision}"
-        self._head_forward = 0
-
-    @property
-    def revision(self) -> str:
-        return short_hash(self.head.weights_sha256())
-
-    @property
-    def n_forward(self) -> int:
-        return self.encoder.n_forward + self._head_forward
 
     @property
     def max_length(self) -> int:
@@ -307,9 +261,6 @@ class LateInteractionRewardModel:
         self.head.train(was_training)
         return out
 
-    def save_pretrained(self, path: str | Path) -> None:
-        self.head.save_pretrained(path)
-
     @classmethod
     def from_encoder(
         cls, encoder: SentenceEncoder | None = None, *, seed: int = 0
@@ -317,16 +268,3 @@ class LateInteractionRewardModel:
         """A freshly initialised (seeded) head on `encoder` (default: the bundled one)."""
         encoder = encoder or load_encoder()
         return cls(encoder, new_head(encoder, seed=seed))
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        encoder: SentenceEncoder | None = None,
-        *,
-        device: str | torch.device | None = None,
-    ) -> LateInteractionRewardModel:
-        """Load a saved head; its encoder is reloaded from the stored `encoder_id` unless given."""
-        head = LateInteractionHead.from_pretrained(path)
-        encoder = encoder or encoder_from_id(head.config.encoder_id, device=device)
-        return cls(encoder, head, model_id=str(Path(path).resolve()))
