@@ -128,12 +128,19 @@ def alpaca(args: argparse.Namespace) -> None:
     work = args.workdir / "alpaca"
     work.mkdir(parents=True, exist_ok=True)
     warehouse = str(work / "data" / "alpaca.duckdb")
-    source = work / "alpaca_split.jsonl"
-    if not source.exists():
-        records = assign_splits(
-            load_records(args.data), test_generators=5, test_frac=0.2, val_frac=0.1, seed=0
+    source = work / f"alpaca_split_{args.train_pairs}_{args.val_pairs}.jsonl"
+    records = assign_splits(
+        load_records(args.data), test_generators=5, test_frac=0.2, val_frac=0.1, seed=0
+    ).filter(pl.col("split").is_not_null())
+    # A seeded subsample of the training and validation records where asked (0: all); the
+    # test split is always whole, so test numbers compare with RESULTS section 5.
+    parts = [
+        records.filter(pl.col("split") == split).pipe(
+            lambda f, n=n: f.sample(n, seed=0) if 0 < n < f.height else f
         )
-        records.filter(pl.col("split").is_not_null()).write_ndjson(source)
+        for split, n in (("train", args.train_pairs), ("validation", args.val_pairs), ("test", 0))
+    ]
+    pl.concat(parts).write_ndjson(source)
     ingest(warehouse, source, "alpaca")
     frames = [split_frame(warehouse, "alpaca", s) for s in ("train", "validation", "test")]
     ids = pl.concat([f[c] for f in frames for c in ("prompt_id", "chosen_id", "rejected_id")])
@@ -277,6 +284,8 @@ def main() -> None:
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
     )
     parser.add_argument("--epochs", type=int, default=3, help="alpaca training epochs")
+    parser.add_argument("--train-pairs", type=int, default=0, help="alpaca: subsample (0: all)")
+    parser.add_argument("--val-pairs", type=int, default=0, help="alpaca: subsample (0: all)")
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
     parser.add_argument("--steps", type=int, default=394, help="optimizer steps (demo, heldout)")
     args = parser.parse_args()
