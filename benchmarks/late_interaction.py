@@ -3,6 +3,7 @@
 Three experiments, each a subcommand, each printing one JSON line per measurement:
 
     python benchmarks/late_interaction.py alpaca   # AlpacaEval split of alpaca_experiment.py
+    python benchmarks/late_interaction.py throughput --steps 20  # rates on alpaca's cache
     python benchmarks/late_interaction.py demo     # the demo's data: adversarial-prompt subset
     python benchmarks/late_interaction.py heldout  # the held-out toy setup (new prompts, texts)
 
@@ -12,6 +13,8 @@ Three experiments, each a subcommand, each printing one JSON line per measuremen
   (paired bootstrap clustered by prompt), print its learning curve (accuracy per epoch on
   the training and validation pairs), then score every pair of the dataset with M = 0 and M = 16 side by side on the
   warm cache (two copies of the warehouse, so neither run reuses the other's scores).
+- `throughput`: head training and scoring rates on the AlpacaEval token states `alpaca` cached
+  (for when the full `alpaca` run does not fit a loaded machine).
 - `demo`: the demo's toy data (3,000 length-biased + 600 adversarial pairs, seed 0), a vanilla
   model of each backend at the ablation's step budget; accuracy on the test split and on its
   adversarial-prompt subset.
@@ -207,6 +210,43 @@ def alpaca(args: argparse.Namespace) -> None:
         )
 
 
+def throughput(args: argparse.Namespace) -> None:
+    """Head training and scoring rates on the real AlpacaEval token states already cached by
+    `alpaca` (random (prompt, chosen, rejected) triples of cached texts: the length
+    distribution is AlpacaEval's), for when the full run does not fit the machine."""
+    import torch
+
+    from rmcore.config import TrainConfig
+    from rmcore.models.late_interaction import LateInteractionRewardModel
+    from rmcore.training import StatePairs, train_late_interaction
+
+    scorer = LateInteractionRewardModel.from_encoder()
+    cache = scorer.cache(args.workdir / "alpaca" / "data" / "token_states")
+    _, states = cache.load(cache.index()["text_id"])
+    gen = torch.Generator().manual_seed(0)
+    n = args.steps * 64
+    x, w, rej = (torch.randint(0, len(states), (n,), generator=gen) for _ in range(3))
+    pairs = StatePairs(states, x, w, rej, torch.ones(n), torch.ones(n))
+    result = train_late_interaction(
+        scorer.head, pairs, None, TrainConfig(epochs=1, device="cpu", batch_size=64)
+    )
+    emit(
+        step="alpaca-length head training",
+        pairs=n,
+        texts=len(states),
+        mean_tokens=states.lengths.float().mean(),
+        train_pairs_per_second=result.samples_per_second,
+    )
+    combos = 4096
+    start = time.perf_counter()
+    scorer.score_states(states, x[:combos], w[:combos])
+    emit(
+        step="alpaca-length head scoring",
+        combos=combos,
+        combos_per_second=combos / (time.perf_counter() - start),
+    )
+
+
 def demo_data(args: argparse.Namespace, name: str, **kwargs: object) -> tuple[str, str]:
     from rmcore.demo import write_demo
 
@@ -278,7 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("experiment", choices=("alpaca", "demo", "heldout"))
+    parser.add_argument("experiment", choices=("alpaca", "throughput", "demo", "heldout"))
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "late-interaction")
     parser.add_argument(
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
@@ -289,7 +329,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
     parser.add_argument("--steps", type=int, default=394, help="optimizer steps (demo, heldout)")
     args = parser.parse_args()
-    {"alpaca": alpaca, "demo": demo, "heldout": heldout}[args.experiment](args)
+    experiments = {"alpaca": alpaca, "throughput": throughput, "demo": demo, "heldout": heldout}
+    experiments[args.experiment](args)
 
 
 if __name__ == "__main__":
