@@ -15,6 +15,8 @@ Three experiments, each a subcommand, each printing one JSON line per measuremen
   warm cache (two copies of the warehouse, so neither run reuses the other's scores).
 - `throughput`: head training and scoring rates on the AlpacaEval token states `alpaca` cached
   (for when the full `alpaca` run does not fit a loaded machine).
+- `compare --name demo|heldout`: the paired comparison of the two saved models of `demo` or
+  `heldout`, e.g. after retraining one backend with `--backends embed-head --steps 394`.
 - `demo`: the demo's toy data (3,000 length-biased + 600 adversarial pairs, seed 0), a vanilla
   model of each backend at the ablation's step budget; accuracy on the test split and on its
   adversarial-prompt subset.
@@ -104,6 +106,12 @@ def correct(gap: np.ndarray, label: np.ndarray) -> np.ndarray:
     return np.where(gap == 0, 0.5, ((gap > 0) == (label > 0.5)).astype(float))
 
 
+def length_gap(test: pl.DataFrame) -> np.ndarray:
+    """Characters of chosen minus rejected ("the longer answer wins"), signed (the stored
+    counts are unsigned, whose difference would wrap around)."""
+    return (test["chosen_chars"].cast(pl.Int64) - test["rejected_chars"].cast(pl.Int64)).to_numpy()
+
+
 def compare(a: np.ndarray, b: np.ndarray, clusters: pl.Series) -> dict:
     """Mean of a - b over pairs with its 95% bootstrap interval, clusters (prompts) resampled."""
     from rmcore.evaluation.metrics import clustered_bootstrap_ci
@@ -164,8 +172,7 @@ def alpaca(args: argparse.Namespace) -> None:
     test = split_frame(warehouse, "alpaca", "test")
     label = test["label"].to_numpy()
     hard = label != 0.5
-    longer = (test["chosen"].str.len_chars() - test["rejected"].str.len_chars()).to_numpy()
-    rule = correct(longer.astype(float), label)[hard]
+    rule = correct(length_gap(test), label)[hard]
     start = time.perf_counter()
     out = train(warehouse, "li", "late-interaction", dataset="alpaca", epochs=args.epochs)
     seconds = time.perf_counter() - start
@@ -263,7 +270,7 @@ def two_backends(args: argparse.Namespace, warehouse: str, dataset: str, group: 
     )
     label = test["label"].to_numpy()
     results = {}
-    for backend in ("embed-head", "late-interaction"):
+    for backend in args.backends:
         for seed in args.seeds:
             start = time.perf_counter()
             out = train(
@@ -288,7 +295,7 @@ def two_backends(args: argparse.Namespace, warehouse: str, dataset: str, group: 
                 test_accuracy=acc.mean(),
                 by_group=per_group,
             )
-    for seed in args.seeds:
+    for seed in args.seeds if len(args.backends) == 2 else []:
         a, b = results["late-interaction", seed], results["embed-head", seed]
         emit(
             step=f"{dataset} late-interaction - embed-head",
@@ -302,6 +309,36 @@ def two_backends(args: argparse.Namespace, warehouse: str, dataset: str, group: 
         )
 
 
+def compare_saved(args: argparse.Namespace) -> None:
+    """The paired comparison of the saved seed-0 models of `demo` or `heldout` (`--name`),
+    whatever step budgets they were trained with (scores come from the score cache)."""
+    warehouse = str(args.workdir / args.name / "data" / f"{args.name}.duckdb")
+    test = split_frame(warehouse, args.name, "test").with_columns(
+        pl.col("provenance").str.json_path_match("$.setup").alias("setup")
+    )
+    label = test["label"].to_numpy()
+    models = args.workdir / args.name / "data" / "models"
+    acc = {
+        b: correct(test_gaps(warehouse, str(models / f"{b}-s0"), test), label)
+        for b in ("late-interaction", "embed-head")
+    }
+    longer = correct(length_gap(test), label)
+    for g in [None, *test["setup"].unique().sort()]:
+        m = np.ones(test.height, bool) if g is None else (test["setup"] == g).to_numpy()
+        emit(
+            step=f"{args.name} saved models",
+            subset=g or "all",
+            n=int(m.sum()),
+            longer_wins=longer[m].mean(),
+            **{b: a[m].mean() for b, a in acc.items()},
+            difference=compare(
+                acc["late-interaction"][m],
+                acc["embed-head"][m],
+                test["prompt_id"].filter(pl.Series(m)),
+            ),
+        )
+
+
 def demo(args: argparse.Namespace) -> None:
     warehouse, name = demo_data(args, "demo", seed=0)
     two_backends(args, warehouse, name, "setup")
@@ -310,7 +347,9 @@ def demo(args: argparse.Namespace) -> None:
 def heldout(args: argparse.Namespace) -> None:
     from rmcore.demo import HARD_SETUPS
 
-    warehouse, name = demo_data(args, "heldout", seed=0, setups=HARD_SETUPS)
+    warehouse, name = demo_data(
+        args, "heldout", seed=0, setups=HARD_SETUPS, n_heldout=args.heldout_rows
+    )
     two_backends(args, warehouse, name, "setup")
 
 
@@ -318,7 +357,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("experiment", choices=("alpaca", "throughput", "demo", "heldout"))
+    parser.add_argument(
+        "experiment", choices=("alpaca", "throughput", "demo", "heldout", "compare")
+    )
+    parser.add_argument("--name", default="demo", help="compare: demo or heldout")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "late-interaction")
     parser.add_argument(
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
@@ -328,8 +370,21 @@ def main() -> None:
     parser.add_argument("--val-pairs", type=int, default=0, help="alpaca: subsample (0: all)")
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
     parser.add_argument("--steps", type=int, default=394, help="optimizer steps (demo, heldout)")
+    parser.add_argument(
+        "--backends",
+        type=lambda s: s.split(","),
+        default=["embed-head", "late-interaction"],
+        help="demo, heldout: which backends to train (the comparison needs both)",
+    )
+    parser.add_argument("--heldout-rows", type=int, default=1800, help="rows per held-out setup")
     args = parser.parse_args()
-    experiments = {"alpaca": alpaca, "throughput": throughput, "demo": demo, "heldout": heldout}
+    experiments = {
+        "alpaca": alpaca,
+        "throughput": throughput,
+        "demo": demo,
+        "heldout": heldout,
+        "compare": compare_saved,
+    }
     experiments[args.experiment](args)
 
 
