@@ -81,19 +81,7 @@ class EmbedHeadRewardModel(HeadScorer):
 
     head_class = RewardHead
     untrained_prefix = "bundled-head"
-
-    def __init__(
-        self,
-        encoder: SentenceEncoder,
-        head: RewardHead,
-        *,
-        model_id: str | None = None,
-        head_batch_size: int = 8192,
-        encode_batch_size: int = 64,
-    ) -> None:
-        super().__init__(encoder, head, model_id=model_id)
-        self.head_batch_size = head_batch_size
-        self.encode_batch_size = encode_batch_size
+    default_head_batch = 8192
 
     @classmethod
     def from_encoder(

@@ -71,9 +71,16 @@ class HeadScorer:
 
     head_class: ClassVar[type[SavedHead]]
     untrained_prefix: ClassVar[str]
+    default_head_batch: ClassVar[int]  # rows per head call when scoring
 
     def __init__(
-        self, encoder: SentenceEncoder, head: SavedHead, *, model_id: str | None = None
+        self,
+        encoder: SentenceEncoder,
+        head: SavedHead,
+        *,
+        model_id: str | None = None,
+        head_batch_size: int | None = None,
+        encode_batch_size: int = 64,
     ) -> None:
         if head.config.encoder_id != encoder.encoder_id or head.config.dim != encoder.dim:
             raise ValueError(
@@ -83,6 +90,8 @@ class HeadScorer:
         self.encoder = encoder
         self.head = head.to(encoder.device)
         self.model_id = model_id or f"{self.untrained_prefix}:{self.revision}"
+        self.head_batch_size = head_batch_size or self.default_head_batch
+        self.encode_batch_size = encode_batch_size
         self._head_forward = 0
 
     @property

@@ -177,19 +177,7 @@ class LateInteractionRewardModel(HeadScorer):
 
     head_class = LateInteractionHead
     untrained_prefix = BACKEND
-
-    def __init__(
-        self,
-        encoder: SentenceEncoder,
-        head: LateInteractionHead,
-        *,
-        model_id: str | None = None,
-        combo_batch_size: int = 512,
-        encode_batch_size: int = 64,
-    ) -> None:
-        super().__init__(encoder, head, model_id=model_id)
-        self.budget = BatchBudget(max_batch=combo_batch_size)
-        self.encode_batch_size = encode_batch_size
+    default_head_batch = 512  # combinations: padded (512, L, 3 x width) features per call
 
     @property
     def max_length(self) -> int:
@@ -257,7 +245,8 @@ class LateInteractionRewardModel(HeadScorer):
                 return out.float().cpu()
 
             lengths = xs.lengths[p_inv] * ys.lengths[r_inv]  # attention cost per combination
-            out = map_batches(lengths, forward, budget=self.budget, progress=progress, desc="score")
+            budget = BatchBudget(max_batch=self.head_batch_size)
+            out = map_batches(lengths, forward, budget=budget, progress=progress, desc="score")
         self.head.train(was_training)
         return out
 
