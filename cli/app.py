@@ -417,7 +417,10 @@ def score(
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Check the model is of this backend: joint or embed-head.")
+        str | None,
+        typer.Option(
+            help="Check the model is of this backend: embed-head, late-interaction or joint."
+        ),
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -589,15 +592,19 @@ def train(
     backend: Annotated[
         str,
         typer.Option(
-            help="embed-head (frozen encoder + MLP head) or joint (fine-tune a HF model)."
+            help="embed-head (frozen encoder + MLP head), late-interaction (frozen encoder"
+            " token states + cross-attention head) or joint (fine-tune a HF model)."
         ),
     ] = ModelSpec.backend,
     base_model: Annotated[
-        str, typer.Option(help="Encoder ('bundled') for embed-head; HF folder or hub id for joint.")
+        str,
+        typer.Option(
+            help="Encoder ('bundled') for the head backends; HF folder or hub id for joint."
+        ),
     ] = ModelSpec.base_model,
     epochs: Annotated[int, typer.Option()] = TRAIN.epochs,
     lr: Annotated[
-        float | None, typer.Option(help="Default 1e-3 (embed-head) or 2e-5 (joint).")
+        float | None, typer.Option(help="Default 1e-3 (head backends) or 2e-5 (joint).")
     ] = None,
     batch_size: Annotated[int, typer.Option()] = TRAIN.batch_size,
     max_steps: Annotated[

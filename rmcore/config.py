@@ -143,17 +143,18 @@ class SetDefinition:
         return digest(**asdict(self) | {"dataset_id": dataset_id, "scoring_run_id": scoring_run_id})
 
 
-LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "joint": 2e-5}  # backend -> default lr
+# backend -> default lr
+LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "late-interaction": 1e-3, "joint": 2e-5}
 
 
 BACKENDS = tuple(LEARNING_RATES)
 
 
 def default_lr(backend: str) -> float:
-    """The learning rate a backend trains with unless told otherwise: a small head on frozen
-    embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
+    """The learning rate a backend trains with unless told otherwise: a small head on a
+    frozen encoder takes 1e-3, fine-tuning a whole transformer 2e-5."""
     if backend not in LEARNING_RATES:
-        raise InvalidArgument(f"backend must be embed-head or joint, got {backend!r}")
+        raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return LEARNING_RATES[backend]
 
 
@@ -209,7 +210,7 @@ class TrainConfig:
         return device.type == "cuda" if self.bf16 is None else self.bf16
 
 
-BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head backend)
+BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head, late-interaction)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,12 +224,14 @@ class ModelSpec:
     val_split: str | None = "validation"
     backend: str = "embed-head"  # one of BACKENDS
     base_model: str = BUNDLED_BASE
-    head_hidden: int = 256  # embed-head only
+    head_hidden: int = 256  # embed-head and late-interaction: width of the output MLP
     config: TrainConfig
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise InvalidArgument(f"backend must be embed-head or joint, got {self.backend!r}")
+            raise InvalidArgument(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
         if not self.curated_set and not self.dataset:
             raise InvalidArgument("give a curated set or a dataset")
 

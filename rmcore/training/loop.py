@@ -1,4 +1,4 @@
-"""The optimizer loop shared by both trainers.
+"""The optimizer loop shared by every trainer.
 
 A trainer only supplies a *pair forward*: pair indices (B,) -> rewards of chosen and rejected
 (B,), (B,). Everything else (shuffling, gradient accumulation with exact weight normalization,
@@ -12,12 +12,14 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from rmcore.config import TrainConfig
 from rmcore.progress import Progress
+from rmcore.training.config import TrainResult
 from rmcore.training.loss import bt_loss, pair_accuracy
 
 PairForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # idx (B,) -> r_w (B,), r_l (B,)
@@ -223,3 +225,46 @@ def fit(
         metrics = dict(min(history, key=lambda r: r["val_loss"]))
     metrics["train_pairs_per_second"] = pairs_seen / max(loop_seconds, 1e-9)
     return FitOutcome(history, metrics, loop_seconds, pairs_seen)
+
+
+def fit_head(
+    head: nn.Module,
+    make_forward: Callable[[Any], PairForward],
+    train: Any,
+    val: Any | None,
+    config: TrainConfig,
+    desc: str,
+) -> TrainResult:
+    """Fit a head on a frozen encoder's cached per-text inputs, in place. ``train``/``val``
+    are pair containers with ``label`` and ``weight``; ``make_forward(pairs)`` is the pair
+    forward over them (the one part in which the embed-head and late-interaction differ)."""
+    start = time.perf_counter()
+    device = config.resolve_device()
+    head.to(device)
+    validate = None
+    if val is not None:
+        val_forward = make_forward(val)
+
+        def validate() -> dict[str, float]:
+            return evaluate(head, val_forward, val.label, val.weight, config, device)
+
+    with seeded(config.seed, device):
+        outcome = fit(
+            head,
+            make_forward(train),
+            train.label,
+            train.weight,
+            config,
+            device,
+            validate=validate,
+            desc=desc,
+        )
+    head.eval()
+    return TrainResult(
+        model=head,
+        config=config,
+        history=outcome.history,
+        metrics=outcome.metrics,
+        seconds=time.perf_counter() - start,
+        samples_per_second=outcome.metrics["train_pairs_per_second"],
+    )

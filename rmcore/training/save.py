@@ -3,8 +3,8 @@
 Layout of ``path``:
 - joint model: ``JointRewardModel.save_pretrained`` (transformers safetensors + tokenizer), so
   plain ``AutoModelForSequenceClassification.from_pretrained(path)`` loads it;
-- embedding head: ``RewardHead.save_pretrained`` (safetensors + config.json);
-- both: ``README.md`` (model card) and ``rmcurate.json`` (kind, card, config, metrics, history).
+- embedding head / late-interaction head: their ``save_pretrained`` (safetensors + config.json);
+- all: ``README.md`` (model card) and ``rmcurate.json`` (kind, card, config, metrics, history).
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ prompt, response = "What is 2+2?", "4"
 with torch.no_grad():
     reward = model(**inputs).logits[0, 0].item()
 ```"""
-EMBED_HEAD_FILES = (
-    "This folder is **not** a transformers model: `model.safetensors` holds only the head"
-    " (`mlp.0` 3D -> hidden, GELU, `mlp.3` hidden -> 1) and `config.json` names the frozen"
-    " encoder by id, whose weights are not in the folder; plain `AutoModel.from_pretrained`"
-    " cannot load it. rmcurate reloads the encoder from that id."
+HEAD_FILES = (
+    "This folder is **not** a transformers model: `model.safetensors` holds only the head on"
+    " a frozen encoder and `config.json` names that encoder by id, whose weights are not in"
+    " the folder; plain `AutoModel.from_pretrained` cannot load it. rmcurate reloads the"
+    " encoder from that id."
 )
 
 
@@ -127,7 +127,7 @@ def render_card(meta: dict[str, Any]) -> str:
     if meta.get("plain_call"):
         load.append(LOAD_PLAIN.format(path=path, call=meta["plain_call"]))
     else:
-        load.append(EMBED_HEAD_FILES)
+        load.append(HEAD_FILES)
     parts += ["## How to load", *load]
     hyper = {**meta.get("train_config", {}), **card.get("hyperparameters", {})}
     if hyper:
@@ -152,11 +152,11 @@ def save_trained(path: str | Path, trained: TrainResult | Any, card: dict[str, A
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = trained.model if isinstance(trained, TrainResult) else trained
-    # JointRewardModel writes safetensors + tokenizer, RewardHead safetensors + config.json.
+    # JointRewardModel writes safetensors + tokenizer, the heads safetensors + config.json.
     model.save_pretrained(path)
     meta: dict[str, Any] = {
         "format_version": 1,
-        "kind": getattr(model, "backend", "embed-head"),
+        "kind": model.backend,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "card": card,
         "input_format": model.describe_input(),
