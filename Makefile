@@ -1,12 +1,13 @@
 # The two commands of the README:
 #   make run   - create .venv, install, run the whole pipeline on the embedded defaults
-#   make test  - create .venv, install, run the tests (what .ci/run calls)
+#   make test  - create .venv, install, run the tests (what .ci/run calls); installs Debian's
+#                chromium for the screenshot tests when it is missing and this runs as root
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup run test test-fast test-bench lint format bench clean
+.PHONY: setup chromium run test test-fast test-bench lint format bench clean
 
 setup: $(STAMP)
 
@@ -17,10 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
+chromium:
+	@scripts/ensure_chromium.sh
+
 run: setup
 	$(BIN)/rmcurate demo
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 test-fast: setup

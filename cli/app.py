@@ -22,6 +22,7 @@ env.configure(env.warehouse_in(sys.argv[1:]))
 from cli.render import console, err_console, show  # noqa: E402
 from rmcore.config import (  # noqa: E402
     AblationConfig,
+    ExportConfig,
     IngestConfig,
     IterateConfig,
     ModelSpec,
@@ -31,6 +32,8 @@ from rmcore.config import (  # noqa: E402
     TrainConfig,
 )
 from rmcore.errors import Interrupted, InvalidArgument, QueryError, RmcurateError  # noqa: E402
+from rmcore.ingest.native import PREFERENCES  # noqa: E402
+from rmcore.ingest.native import SCHEMAS as NATIVE_FORMATS  # noqa: E402
 from warehouse import catalog  # noqa: E402
 
 INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
@@ -40,6 +43,7 @@ INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
     AblationConfig(),
     IterateConfig(),
 )
+EXPORT = ExportConfig()
 
 QUERY = QueryConfig()
 
@@ -160,7 +164,9 @@ def ingest(
         typer.Option(
             "--format",
             "-f",
-            help="explicit, implicit, conversational, annotated or ranked (default: detect).",
+            help="explicit, implicit, conversational, annotated, or a native schema: "
+            + ", ".join(NATIVE_FORMATS)
+            + " (default: detect; see the README's formats table).",
         ),
     ] = None,
     name: Annotated[
@@ -179,6 +185,35 @@ def ingest(
     ranked_mode: Annotated[
         str, typer.Option(help="Ranked lists: best-vs-worst or all-pairs.")
     ] = INGEST.ranked_mode,
+    score_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Score that orders a scored list (ranked: e.g. fine-grained_score or"
+            " overall_score; default: the first of rating, fine-grained_score, overall_score,"
+            " score)."
+        ),
+    ] = INGEST.score_field,
+    preference: Annotated[
+        str, typer.Option(help="PKU-SafeRLHF: better (helpfulness) or safer (harmlessness).")
+    ] = INGEST.preference,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Name the columns of an unknown schema: prompt=COL,chosen=COL,rejected=COL"
+            "[,label=COL][,split=COL].",
+        ),
+    ] = None,
+    hf_split: Annotated[
+        str | None,
+        typer.Option(
+            help="Hugging Face splits to read, comma-separated (default: all); names such as"
+            " train_prefs or test_gen are read as train/test (see the README)."
+        ),
+    ] = INGEST.hf_split,
+    hf_config: Annotated[
+        str | None, typer.Option(help="Config (subset) of a hub dataset.")
+    ] = INGEST.hf_config,
     split: Annotated[
         str, typer.Option(help="Split for rows that carry none.")
     ] = INGEST.default_split,
@@ -191,9 +226,17 @@ def ingest(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Validate a source and store it; bad rows go to quarantine with a reason."""
-    from rmcore.ingest.sources import check_source
+    from rmcore.ingest.mapping import parse_map
+    from rmcore.ingest.sources import check_hf_options, check_source
 
-    check_source(source, kind)  # a missing or unreadable source fails before Prefect starts
+    # A missing or unreadable source or a malformed option fails before Prefect starts.
+    mapping = parse_map(column_map)
+    if preference not in PREFERENCES:
+        raise InvalidArgument(
+            f"--preference {preference!r}: expected one of {', '.join(PREFERENCES)}"
+        )
+    check_hf_options(check_source(source, kind), hf_split, hf_config)
+    env.make_home()
     from flows.ingest import ingest_flow
 
     summary = ingest_flow(
@@ -204,6 +247,11 @@ def ingest(
         warehouse=warehouse,
         reports_dir=reports,
         ranked_mode=ranked_mode,
+        score_field=score_field,
+        preference=preference,
+        hf_split=hf_split,
+        hf_config=hf_config,
+        column_map=mapping,
         default_split=split,
         max_chars=max_chars,
         progress=True,
@@ -372,7 +420,10 @@ def score(
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Check the model is of this backend: joint or embed-head.")
+        str | None,
+        typer.Option(
+            help="Check the model is of this backend: embed-head, late-interaction or joint."
+        ),
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -544,15 +595,19 @@ def train(
     backend: Annotated[
         str,
         typer.Option(
-            help="embed-head (frozen encoder + MLP head) or joint (fine-tune a HF model)."
+            help="embed-head (frozen encoder + MLP head), late-interaction (frozen encoder"
+            " token states + cross-attention head) or joint (fine-tune a HF model)."
         ),
     ] = ModelSpec.backend,
     base_model: Annotated[
-        str, typer.Option(help="Encoder ('bundled') for embed-head; HF folder or hub id for joint.")
+        str,
+        typer.Option(
+            help="Encoder ('bundled') for the head backends; HF folder or hub id for joint."
+        ),
     ] = ModelSpec.base_model,
     epochs: Annotated[int, typer.Option()] = TRAIN.epochs,
     lr: Annotated[
-        float | None, typer.Option(help="Default 1e-3 (embed-head) or 2e-5 (joint).")
+        float | None, typer.Option(help="Default 1e-3 (head backends) or 2e-5 (joint).")
     ] = None,
     batch_size: Annotated[int, typer.Option()] = TRAIN.batch_size,
     max_steps: Annotated[
@@ -619,16 +674,40 @@ def export(
     curated_set: Annotated[str, typer.Argument(help="Curated set (name, name@version or id).")],
     path: Annotated[str, typer.Argument(help="Output file or folder.")],
     export_format: Annotated[
-        str, typer.Option("--format", "-f", help="parquet, jsonl or hf (datasets save_to_disk).")
-    ] = "parquet",
+        str,
+        typer.Option(
+            "--format", "-f", help="parquet, jsonl or hf (a DatasetDict folder, one split each)."
+        ),
+    ] = EXPORT.file_format,
+    trl_format: Annotated[
+        str,
+        typer.Option(
+            help="explicit (prompt text ending in a newline) or conversational (message lists)."
+        ),
+    ] = EXPORT.trl_format,
+    margin_cap: Annotated[
+        float, typer.Option(help="margin = min(logit(label), cap); a hard label gets the cap.")
+    ] = EXPORT.margin_cap,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Export a curated set in TRL's explicit format plus weight and label."""
+    """Export a curated set for TRL's RewardTrainer (with margin) plus our weight and label."""
+    ExportConfig(file_format=export_format, trl_format=trl_format, margin_cap=margin_cap)
     _exists(warehouse, "curated set", curated_set)
     from flows.export import export_flow
 
-    out = export_flow(curated_set=curated_set, path=path, fmt=export_format, warehouse=warehouse)
-    console.print(f"{out['rows']} pairs -> {out['path']} ({out['format']})")
+    out = export_flow(
+        curated_set=curated_set,
+        path=path,
+        fmt=export_format,
+        trl_format=trl_format,
+        margin_cap=margin_cap,
+        warehouse=warehouse,
+    )
+    splits = ", ".join(out["splits"])
+    console.print(
+        f"{out['rows']} pairs ({splits}) -> {out['path']} ({out['format']}, {out['trl_format']})"
+    )
+    console.print(out["note"])
 
 
 @app.command()
@@ -807,6 +886,7 @@ def demo(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded defaults (generated toy data, bundled model)."""
+    env.make_home()
     from flows.demo import demo_flow
 
     result = demo_flow(

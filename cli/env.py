@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 
@@ -14,12 +15,30 @@ def configure(warehouse: str | None = None) -> None:
     machine). A `PREFECT_HOME` or `PREFECT_API_URL` the user set is kept: with an API URL, runs
     and artifacts go to that server."""
     os.environ.setdefault("PREFECT_HOME", str(prefect_home(warehouse)))
+    # Prefect makes its home at import without parents; a first ingest into a new folder
+    # makes it before the engine starts (`make_home`), so the import-time warning is noise.
+    warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    show_progress_lines()
+
+
+def show_progress_lines() -> None:
+    """The `rmcurate.progress` lines (one per model load; progress of long work when stderr
+    is not a terminal) on stderr, as they are, once."""
+    from rmcore.progress import log
+
+    if not any(getattr(h, "rmcurate_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.rmcurate_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def prefect_home(warehouse: str | None = None) -> Path:
@@ -30,13 +49,28 @@ def prefect_home(warehouse: str | None = None) -> Path:
     return warehouse_path(warehouse).resolve().parent / "prefect"
 
 
+def make_home() -> None:
+    """Create Prefect's home (and the warehouse folder it sits in) for a command that creates
+    the warehouse: without it the local server has nowhere for its database and times out
+    after minutes (a first `ingest` into a new folder, `demo` on a fresh clone)."""
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
 def warehouse_in(argv: list[str]) -> str | None:
-    """The `--warehouse`/`-w` value of a command line, read before typer parses it: Prefect's
-    home must be set before Prefect is imported."""
+    """The warehouse a command line names, read before typer parses it (Prefect's home must be
+    set before Prefect is imported): `--warehouse`/`-w`, else `demo`'s `<workdir>/data`."""
+    named = _option(argv, "--warehouse", "-w")
+    if named is None and "demo" in argv:
+        return str(Path(_option(argv, "--workdir") or ".") / "data" / "rmcurate.duckdb")
+    return named
+
+
+def _option(argv: list[str], *names: str) -> str | None:
+    """The value of the first of `names` on the command line (`--name value` or `--name=value`)."""
     for i, arg in enumerate(argv):
-        if arg in ("-w", "--warehouse") and i + 1 < len(argv):
+        if arg in names and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--warehouse="):
+        if arg.partition("=")[0] in names and "=" in arg:
             return arg.partition("=")[2]
     return None
 

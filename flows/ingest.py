@@ -40,11 +40,15 @@ def ingest_flow(
     warehouse: str | None = None,
     reports_dir: str = IngestConfig.reports_dir,
     ranked_mode: str = IngestConfig.ranked_mode,
+    score_field: str | None = IngestConfig.score_field,
+    preference: str = IngestConfig.preference,
     default_split: str = IngestConfig.default_split,
     max_chars: int = IngestConfig.max_chars,
     max_line_bytes: int = IngestConfig.max_line_bytes,
     max_depth: int = IngestConfig.max_depth,
     hf_split: str | None = IngestConfig.hf_split,
+    hf_config: str | None = IngestConfig.hf_config,
+    column_map: dict[str, str] | None = IngestConfig.column_map,
     quality: bool = IngestConfig.quality,
     progress: bool = False,
 ) -> dict:
@@ -53,16 +57,20 @@ def ingest_flow(
     expectation fails (the message names the report)."""
     start = time.perf_counter()
     name = name or default_name(source)
-    kind, digest = fingerprint_source(source, kind)
+    kind, digest = fingerprint_source(source, kind, hf_config, hf_split)
     summary = find_existing(warehouse, name, digest)
     if summary is None:
         config = IngestConfig(
             ranked_mode=ranked_mode,
+            score_field=score_field,
+            preference=preference,
             default_split=default_split,
             max_chars=max_chars,
             max_line_bytes=max_line_bytes,
             max_depth=max_depth,
             hf_split=hf_split,
+            hf_config=hf_config,
+            column_map=column_map,
             reports_dir=reports_dir,
             quality=quality,
         )

@@ -13,9 +13,9 @@ from dataclasses import asdict
 from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
-from tqdm.auto import tqdm
 
 from rmcore.config import ScoringConfig
+from rmcore.progress import Progress
 from tasks.common import logger
 from tasks.score import (
     RunPlan,
@@ -104,14 +104,11 @@ def score_flow(
         stats = _shards_as_deployment_runs(shard_deployment, warehouse, plan)
     else:
         futures = [score_shard.submit(warehouse, plan, s) for s in range(plan.n_shards)]
-        bar = tqdm(
-            as_completed(futures),
-            total=len(futures),
-            desc="scoring shards",
-            unit="shard",
-            disable=not progress,
-        )
-        stats = [f.result() for f in bar]
+        stats = []
+        with Progress(len(futures), desc="scoring shards", unit="shards", enabled=progress) as bar:
+            for future in as_completed(futures):
+                stats.append(future.result())
+                bar.update()
     timings["score_seconds"] = time.perf_counter() - start
     merge_shards(warehouse, plan, stats, timings)
     return summarize_run(warehouse, plan) | {"skipped": False}

@@ -21,17 +21,25 @@ if TYPE_CHECKING:
 class IngestConfig:
     """How a source becomes a stored, checked batch.
 
-    `ranked_mode`, `default_split`, `max_chars`, the parsing limits (`max_line_bytes`,
-    `max_depth`) and `hf_split` shape the batch and are stored
-    with the dataset version (`datasets.options`); `reports_dir` and `quality` only steer the
-    data-quality check after it."""
+    `ranked_mode`, `score_field`, `preference`, `default_split`, `max_chars`, the parsing
+    limits (`max_line_bytes`, `max_depth`), `hf_split`, `hf_config` and `column_map` shape the
+    batch and are stored with the dataset version (`datasets.options`); `reports_dir` and
+    `quality` only steer the data-quality check after it."""
 
     ranked_mode: str = "best-vs-worst"  # ranked lists: best-vs-worst or all-pairs
+    # the score that orders a scored list (ranked: a completion field, default the first of
+    # rating, fine-grained_score, overall_score, score they carry; helpsteer2: an attribute,
+    # default helpfulness)
+    score_field: str | None = None
+    preference: str = "better"  # PKU-SafeRLHF: better (helpfulness) or safer (harmlessness)
     default_split: str = "train"  # the split of rows that carry none
     max_chars: int = 100_000  # texts longer than this are quarantined
     max_line_bytes: int = 1 << 25  # JSON lines over 32 MiB are quarantined unparsed
     max_depth: int = 64  # records nesting objects/arrays deeper are quarantined (at most 1000)
-    hf_split: str | None = None  # the split of a Hugging Face dataset to read
+    # the splits of a Hugging Face dataset to read (comma-separated; default: all of them)
+    hf_split: str | None = None
+    hf_config: str | None = None  # the config (subset) of a hub dataset
+    column_map: dict[str, str] | None = None  # --map: {canonical key: source column}
     reports_dir: str = "reports"  # where Data Docs pages go
     quality: bool = True  # run the Great Expectations suite on the stored batch
 
@@ -39,11 +47,15 @@ class IngestConfig:
         """What `datasets.options` records about how the batch was built."""
         return {
             "ranked_mode": self.ranked_mode,
+            "score_field": self.score_field,
+            "preference": self.preference,
             "default_split": self.default_split,
             "max_chars": self.max_chars,
             "max_line_bytes": self.max_line_bytes,
             "max_depth": self.max_depth,
             "hf_split": self.hf_split,
+            "hf_config": self.hf_config,
+            "column_map": self.column_map,
         }
 
 
@@ -159,17 +171,18 @@ class SetDefinition:
         return digest(**asdict(self) | {"dataset_id": dataset_id, "scoring_run_id": scoring_run_id})
 
 
-LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "joint": 2e-5}  # backend -> default lr
+# backend -> default lr
+LEARNING_RATES: dict[str, float] = {"embed-head": 1e-3, "late-interaction": 1e-3, "joint": 2e-5}
 
 
 BACKENDS = tuple(LEARNING_RATES)
 
 
 def default_lr(backend: str) -> float:
-    """The learning rate a backend trains with unless told otherwise: a small head on frozen
-    embeddings takes 1e-3, fine-tuning a whole transformer 2e-5."""
+    """The learning rate a backend trains with unless told otherwise: a small head on a
+    frozen encoder takes 1e-3, fine-tuning a whole transformer 2e-5."""
     if backend not in LEARNING_RATES:
-        raise InvalidArgument(f"backend must be embed-head or joint, got {backend!r}")
+        raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return LEARNING_RATES[backend]
 
 
@@ -225,7 +238,7 @@ class TrainConfig:
         return device.type == "cuda" if self.bf16 is None else self.bf16
 
 
-BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head backend)
+BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head, late-interaction)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,12 +252,14 @@ class ModelSpec:
     val_split: str | None = "validation"
     backend: str = "embed-head"  # one of BACKENDS
     base_model: str = BUNDLED_BASE
-    head_hidden: int = 256  # embed-head only
+    head_hidden: int = 256  # embed-head and late-interaction: width of the output MLP
     config: TrainConfig
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise InvalidArgument(f"backend must be embed-head or joint, got {self.backend!r}")
+            raise InvalidArgument(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
         if not self.curated_set and not self.dataset:
             raise InvalidArgument("give a curated set or a dataset")
 
@@ -311,3 +326,30 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+
+
+EXPORT_FILE_FORMATS = ("parquet", "jsonl", "hf")
+TRL_FORMATS = ("explicit", "conversational")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportConfig:
+    """How a curated set is written for TRL's `RewardTrainer` (`rmcore.trl_format`)."""
+
+    file_format: str = "parquet"  # parquet, jsonl, or hf (a `datasets` DatasetDict folder)
+    trl_format: str = "explicit"  # explicit (text) or conversational (message lists)
+    # Largest `margin` (logit of the label, the gap our soft-label loss aims for); a hard
+    # label's logit is infinite. 3 is Llama 2's largest margin ("significantly better").
+    margin_cap: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.file_format not in EXPORT_FILE_FORMATS:
+            raise InvalidArgument(
+                f"format must be one of {EXPORT_FILE_FORMATS}, got {self.file_format!r}"
+            )
+        if self.trl_format not in TRL_FORMATS:
+            raise InvalidArgument(
+                f"TRL format must be one of {TRL_FORMATS}, got {self.trl_format!r}"
+            )
+        if not self.margin_cap >= 0:  # NaN fails too
+            raise InvalidArgument(f"margin cap must be >= 0, got {self.margin_cap}")

@@ -25,10 +25,12 @@ Exit status 1 when a step failed. See docs/GPU.md for the CUDA install and the o
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +48,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rmcurate-gpu-check-prefect-"))
+if "PREFECT_HOME" not in os.environ:  # a private home, removed on exit (it was left in /tmp)
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rmcurate-gpu-check-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s; the first
 # name found in `torch.cuda.get_device_name()` wins, so the more specific names come first.
@@ -726,7 +730,6 @@ BUNDLE_PARTS = {"site-1.tar.xz": ["_polars_runtime_32"], "site-2.tar.xz": None} 
 def pack_parts(stage: Path, folder: Path) -> list[Path]:
     """`stage`'s top-level entries split into the BUNDLE_PARTS archives (xz), each written
     under a temporary name and renamed when complete."""
-    import shutil
     import tarfile
 
     named = {n for names in BUNDLE_PARTS.values() if names for n in names}
@@ -755,7 +758,6 @@ def prepare_bundle(folder: Path) -> None:
     """build/gpu-check/: site-1.tar.xz and site-2.tar.xz (the missing packages as cp312
     manylinux wheels, unpacked, native libraries stripped, xz-compressed) and tokenizer/ (the bundled MiniLM tokenizer),
     to carry to a GPU machine that has no network. Runs on a host that reaches PyPI."""
-    import shutil
     import zipfile
 
     from train import tokenizer_dir

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from rmcore.config import IngestConfig
@@ -25,9 +25,11 @@ def source_files(folder: str, pattern: str) -> list[str]:
 
 
 @task(name="fingerprint-source", cache_policy=NO_CACHE)
-def fingerprint_source(uri: str, kind: str | None) -> tuple[str, str]:
+def fingerprint_source(
+    uri: str, kind: str | None, hf_config: str | None = None, hf_split: str | None = None
+) -> tuple[str, str]:
     """(kind, content hash): the identity of a source version."""
-    return stage.fingerprint(uri, kind)
+    return stage.fingerprint(uri, kind, hf_config, hf_split)
 
 
 @task(name="find-existing-version", cache_policy=NO_CACHE)
@@ -85,18 +87,18 @@ def parse_validate_store(
 def check_quality(
     warehouse: str | None, summary: IngestSummary, *, reports_dir: str, max_chars: int
 ) -> IngestSummary:
-    """The stored batch through the quality suite; its report becomes a link artifact."""
+    """The stored batch through the quality suite; its audit table becomes a markdown artifact
+    (a `file://` link would not open from the Prefect UI: browsers block them on http pages)."""
     flow_run_id = current_flow_run_id()
     checked = stage.check_quality(
         warehouse, summary, reports_dir=reports_dir, max_chars=max_chars, flow_run_id=flow_run_id
     )
     name = checked.batch_name
     if checked.report_path and flow_run_id:
-        create_link_artifact(
+        create_markdown_artifact(
             key="dq-" + "".join(c if c.isalnum() else "-" for c in name.lower()),
-            link=Path(checked.report_path).resolve().as_uri(),
-            link_text=f"Data Docs: {name}",
-            description=f"Great Expectations report for {name}",
+            markdown=Path(checked.report_path).with_suffix(".md").read_text(),
+            description=f"data-quality audit of {name}",
         )
     return checked
 

@@ -1,5 +1,6 @@
 """Prefect task for the report stage (`rmcore.stages.report`): the ablation's audit report,
-published as a link and a markdown artifact of the flow run."""
+published as a markdown artifact of the flow run (its summary, and the page's path to copy:
+a `file://` link would not open from the Prefect UI, browsers block them on http pages)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from rmcore.stages import report as stage
@@ -46,14 +47,10 @@ def write_ablation_report(
     )
     if flow_run_id:
         key = re.sub(r"[^a-z0-9-]+", "-", name.lower())  # Prefect keys: a-z, 0-9 and '-'
-        create_link_artifact(
-            key=f"report-{key}"[:60],
-            link=Path(out["report"]).as_uri(),
-            link_text=f"ablation report {name}",
-        )
         create_markdown_artifact(
             key=f"summary-{key}"[:60],
-            markdown=Path(out["summary_md"]).read_text(),
+            markdown=f"Report (open in a browser on this machine): `{out['report']}`\n\n"
+            + Path(out["summary_md"]).read_text(),
             description=f"ablation summary {name}",
         )
     return out

@@ -317,6 +317,22 @@ def test_tasks_do_not_retry_expected_errors(prefect_server):
     assert calls == ["expected"] + ["bug"] * 3
 
 
+@pytest.mark.slow
+def test_first_ingest_into_a_new_folder_starts_local_prefect(tmp_path):
+    """Regression: Prefect makes its home without parents, so with the home next to a warehouse
+    whose folder did not exist yet the local server had no database and the ingest failed after
+    two minutes with a traceback (`make run` on a fresh clone did the same)."""
+    from processes import rmcurate
+
+    src = tmp_path / "ok.jsonl"
+    src.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RMCURATE_"))}
+    done = rmcurate("ingest", str(src), "-w", "new/sub/w.duckdb", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Prefect home" not in done.stderr
+    assert (tmp_path / "new/sub/prefect").is_dir() and (tmp_path / "new/sub/w.duckdb").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "env_warehouse", "expected"),
     [
@@ -324,6 +340,8 @@ def test_tasks_do_not_retry_expected_errors(prefect_server):
         (["datasets", "-w", "w1/a.duckdb"], None, "w1/prefect"),
         (["sql", "SELECT 1", "--warehouse=w2/b.duckdb"], None, "w2/prefect"),
         (["datasets"], "w3/c.duckdb", "w3/prefect"),
+        (["demo", "--workdir", "wd"], None, "wd/data/prefect"),
+        (["demo", "--workdir=wd", "-w", "w4/d.duckdb"], None, "w4/prefect"),
     ],
 )
 def test_prefect_home_sits_next_to_the_warehouse(tmp_path, argv, env_warehouse, expected):

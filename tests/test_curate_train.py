@@ -217,8 +217,10 @@ def test_export_in_trl_explicit_format(scored, tmp_path, fmt):
     else:
         import datasets
 
-        frame = datasets.load_from_disk(str(path)).to_polars()
-    assert {"prompt", "chosen", "rejected", "weight", "label"} <= set(frame.columns)
+        splits = datasets.load_from_disk(str(path))
+        assert list(splits) == ["train"]  # a DatasetDict keyed by the members' splits
+        frame = splits["train"].to_polars()
+    assert {"prompt", "chosen", "rejected", "margin", "weight", "label"} <= set(frame.columns)
     assert frame.height == out["n_members"]
     assert frame["weight"].mean() == pytest.approx(1.0)
 

@@ -61,8 +61,9 @@ def set_row(df: pl.DataFrame, row: int, **values: object) -> pl.DataFrame:
 
 
 def page_text(path: Path) -> str:
-    """The visible text of a Data Docs page."""
+    """The visible text of a report page (`<wbr>`, a line-break hint, joins its neighbours)."""
     html = re.sub(r"<(script|style).*?</\1>", " ", path.read_text(), flags=re.S)
+    html = html.replace("<wbr>", "")
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
@@ -99,6 +100,30 @@ def test_good_batch_passes_with_every_expectation_evaluated(gx: dict[str, Path],
     )  # fits dq_runs JSON columns
 
 
+IS_PROMPT = f"expect_column_values_to_be_in_set[{quality.IS_PROMPT}]"
+STARTS_WITH_PROMPT = f"expect_column_values_to_be_in_set[{quality.STARTS_WITH_PROMPT}]"
+
+
+def test_a_response_that_is_or_repeats_its_prompt_fails(gx: dict[str, Path], tmp_path: Path):
+    """The UltraFeedback-binarized bug (the prompt copied into both responses) fails the
+    suite; a response equal to its prompt fails it even once; one short prompt repeated at
+    the start of a response in 200 pairs does not."""
+    good = make_batch(200)
+    copied = good.with_columns(
+        (pl.col("prompt") + "\n\n" + pl.col(c)).alias(c) for c in ("chosen", "rejected")
+    )
+    out = validate_pairs(copied, batch_name="copied", reports_dir=tmp_path, **gx)
+    assert not out.success and out.failed == [STARTS_WITH_PROMPT]
+
+    same = set_row(good, 3, rejected=good["prompt"][3])
+    out = validate_pairs(same, batch_name="same", reports_dir=tmp_path, **gx)
+    assert not out.success and sorted(out.failed) == sorted([IS_PROMPT])
+
+    once = set_row(good, 5, chosen=good["prompt"][5] + " Well asked.")
+    out = validate_pairs(once, batch_name="once", reports_dir=tmp_path, **gx)
+    assert out.success
+
+
 def test_bad_label_and_duplicate_pair_fail_and_are_reported(gx: dict[str, Path], tmp_path: Path):
     good = make_batch()
     bad = pl.concat([set_row(good, 2, label=1.5), good.head(1)])  # row 0 comes back: same pair_id
@@ -109,10 +134,43 @@ def test_bad_label_and_duplicate_pair_fail_and_are_reported(gx: dict[str, Path],
     assert sorted(out.failed) == sorted([LABEL_RANGE, UNIQUE_PAIR])
     assert out.n_failed == 2 and out.n_evaluated == out.n_expectations
     assert out.report_path is not None and out.report_path.is_file()
-    assert "/" not in out.report_path.relative_to(tmp_path.resolve()).parts[2]  # run-name folder
+    assert "/" not in out.report_path.relative_to(tmp_path.resolve()).parts[1]  # run-name folder
     text = page_text(out.report_path)
-    assert "must be unique" in text and good["pair_id"][0] in text
-    assert "greater than or equal to 0.0 and less than or equal to 1.0" in text and "1.5" in text
+    assert f"FAIL {UNIQUE_PAIR}" in text and good["pair_id"][0] in text
+    assert f"FAIL {LABEL_RANGE} min_value=0.0, max_value=1.0 1 of 7 unexpected" in text
+    assert "1.5" in text
+
+
+def test_audit_page_is_self_contained_with_a_status_per_expectation(gx, tmp_path: Path):
+    """Offline, GX's Data Docs show no status (icons and tables come from CDNs): the audit
+    page carries its own styles, no scripts, and one PASS/FAIL cell per expectation."""
+    bad = set_row(make_batch(), 2, label=1.5)
+    out = validate_pairs(bad, batch_name="audit me", reports_dir=tmp_path, **gx)
+
+    page = out.report_path.read_text()
+    assert out.report_path.parent.parent == tmp_path.resolve() / "quality"
+    assert "<script" not in page and not re.search(r"(src|href)=\"https?:|url\(", page)
+    assert page.count('class="status fail">FAIL<') == out.n_failed == 1
+    assert page.count('class="status pass">PASS<') == out.n_expectations - 1
+    assert 'data-status="failed"' in page
+    # The GX page of the same run is still written, and linked relatively.
+    (docs_link,) = re.findall(r'href="([^"]*validations/[^"]+\.html)"', page)
+    assert (out.report_path.parent / docs_link).resolve().is_file()
+    markdown = out.report_path.with_suffix(".md").read_text()
+    assert f"| **FAIL** | {LABEL_RANGE} |" in markdown and str(out.report_path) in markdown
+
+
+def test_audit_index_lists_every_check_newest_first(gx, tmp_path: Path):
+    validate_pairs(make_batch(), batch_name="first", reports_dir=tmp_path, **gx)
+    validate_pairs(make_batch().head(0), batch_name="second", reports_dir=tmp_path, **gx)
+
+    index = tmp_path / "quality" / "index.html"
+    text = page_text(index)
+    assert 'data-runs="2"' in index.read_text()
+    found = re.search(r"FAIL \S+ second (\d+) of (\d+) PASS \S+ first (\d+) of (\d+)", text)
+    assert found and int(found[1]) == int(found[2]) - 1 and found[3] == found[4] == found[2]
+    links = re.findall(r'<a href="([^"]+)">(?:first|second)</a>', index.read_text())
+    assert all((index.parent / link).is_file() for link in links) and len(links) == 2
 
 
 def test_empty_batch_fails_on_row_count(gx: dict[str, Path], tmp_path: Path):

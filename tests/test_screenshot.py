@@ -1,7 +1,10 @@
-"""The report opens in headless Chromium with its figures loaded (skipped without Chromium)."""
+"""Reports open in headless Chromium as a person sees them: the ablation report with its
+figures loaded, a data-quality audit page with its PASS and FAIL cells in their colours
+(skipped without Chromium, which `.ci/run` installs)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -15,10 +18,28 @@ from rmcore.evaluation.report import summary_table, write_report
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     shutil.which("chromium") is None,
-    reason="Debian's chromium is not installed (apt-get install chromium)",
+    reason="Debian's chromium is not installed (.ci/run installs it; apt-get install chromium)",
 )
+
+
+def screenshot(page: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "screenshot_report.py"),
+            str(page),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@needs_chromium
 def test_report_renders_with_all_figures(tmp_path):
     rows = [
         {
@@ -48,12 +69,30 @@ def test_report_renders_with_all_figures(tmp_path):
         preds=preds,
         scored=scored,
     )
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "screenshot_report.py"), str(html)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    out = screenshot(html, tmp_path / "screenshot.png")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "figures loaded: 4/4" in out.stdout
     assert (tmp_path / "screenshot.png").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_audit_page_shows_pass_and_fail_in_their_colours(tmp_path):
+    from test_quality import make_batch, set_row  # pytest puts tests/ on sys.path
+
+    from warehouse.quality import validate_pairs
+
+    bad = set_row(make_batch(), 2, label=1.5)
+    report = validate_pairs(
+        bad, batch_name="shot", reports_dir=tmp_path / "reports", runtime_dir=tmp_path / "gx"
+    ).report_path
+    out = screenshot(report, tmp_path / "audit.png")
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = re.search(r"status cells: (\d+) pass, 1 fail .* pass (\d+), fail (\d+)", out.stdout)
+    assert found and int(found[1]) > 0 and int(found[2]) > 0 and int(found[3]) > 0, out.stdout
+
+    # The same page without its styles (as GX's pages are offline, their CSS on a CDN):
+    # the cells are there, but pass and fail no longer look different, and the check fails.
+    unstyled = tmp_path / "unstyled.html"
+    unstyled.write_text(re.sub(r"<style>.*?</style>", "", report.read_text(), flags=re.S))
+    out = screenshot(unstyled, tmp_path / "unstyled.png")
+    assert out.returncode == 1 and "pass 0, fail 0" in out.stdout, out.stdout + out.stderr

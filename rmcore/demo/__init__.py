@@ -1,6 +1,7 @@
 """Seeded toy preference data with injected truth.
 
-- `generator`: the two toy setups (`generate_demo`, `write_demo`);
+- `generator`: the toy setups (`generate_demo`, `write_demo`): the paper's two (`SETUPS`) and
+  two with held-out test prompts and responses (`HARD_SETUPS`);
 - `oracle`: the toy reward r(x, y) = a * n_words(y) + b * relevance(x, y) and its parts;
 - `bank`: the text bank (prompt templates, fillers, topics), package data in `textbank.json`.
 """
@@ -16,6 +17,7 @@ from rmcore.demo.bank import (
     TOPICS,
 )
 from rmcore.demo.generator import (
+    HARD_SETUPS,
     MAX_SENTENCES,
     SETUPS,
     all_prompts,
@@ -36,6 +38,7 @@ __all__ = [
     "CLOSER",
     "DETAILED_PREFIX",
     "FILLERS",
+    "HARD_SETUPS",
     "MAX_SENTENCES",
     "ONE_SENTENCE_PREFIX",
     "OPENER",

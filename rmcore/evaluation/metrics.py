@@ -25,6 +25,7 @@ __all__ = [
     "CalibrationCurve",
     "bootstrap_ci",
     "calibration_curve",
+    "clustered_bootstrap_ci",
     "expected_calibration_error",
     "length_bias_subsets",
     "make_prompt_swap_pairs",
@@ -101,6 +102,32 @@ def bootstrap_ci(
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))  # (B, N)
     boot = np.asarray(statistic(*(a[idx] for a in arrays)), dtype=np.float64)  # (B,)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def clustered_bootstrap_ci(
+    values: ArrayLike,
+    clusters: ArrayLike,
+    *,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-example `values`, resampling whole
+    clusters (e.g. prompts): examples that share a prompt are not independent, and resampling
+    them one by one would make the interval too narrow. Paired comparisons pass the
+    per-example difference of two models."""
+    v = _as_array(values)
+    _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
+    if v.size == 0 or cluster.shape != v.shape:
+        raise ValueError("clustered_bootstrap_ci needs non-empty arrays of equal length")
+    n_clusters = int(cluster.max()) + 1
+    sums = np.bincount(cluster, weights=v, minlength=n_clusters)  # (C,)
+    counts = np.bincount(cluster, minlength=n_clusters).astype(np.float64)  # (C,)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+    means = (draws @ sums) / (draws @ counts)  # (n_boot,)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
 

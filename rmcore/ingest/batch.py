@@ -23,21 +23,24 @@ from typing import Any
 
 import orjson
 import polars as pl
-from tqdm.auto import tqdm
 
 from rmcore.config import IngestConfig
 from rmcore.errors import SourceError
+from rmcore.ingest import native
 from rmcore.ingest.formats import (
     COLUMN_MAPS,
     CONSUMED_KEYS,
     EXTRACTORS,
     FORMATS,
+    NUMERIC_KEYS,
     RANKED_MODES,
     FormatError,
     Reject,
     detect_format,
 )
 from rmcore.ingest.sources import RawRecords
+from rmcore.ingest.typed import read_number
+from rmcore.progress import Progress
 from rmcore.textnorm import normalize_expr, pair_ids, sha256_series
 
 # The dataset splits, for every stage (the quality suite and the demo generator import them).
@@ -48,6 +51,24 @@ SPLIT_ALIASES = {
     "valid": "validation",
     "eval": "validation",
 }
+
+
+def canonical_split(split: pl.Expr) -> pl.Expr:
+    """A split name as one of SPLITS: lower-cased, an alias (dev, val, valid, eval) read as
+    validation, and a native name read by its first word (`train_prefs`, `train_sft`,
+    `test-gen`, `validation_2` -> train, train, test, validation). Anything else is kept
+    as it is and quarantined as `invalid_split`."""
+    name = split.str.to_lowercase().str.strip_chars()
+    word = name.str.extract(r"^([a-z]+)[_\-]", 1).replace(SPLIT_ALIASES)
+    alias = name.replace(SPLIT_ALIASES)
+    return (
+        pl.when(alias.is_in(SPLITS))
+        .then(alias)
+        .when(word.is_in(SPLITS))
+        .then(word)
+        .otherwise(split)
+    )
+
 
 REASON_MESSAGES = {
     "empty_text": "prompt, chosen or rejected is empty or whitespace only",
@@ -102,15 +123,31 @@ def _parse_failures(raw: RawRecords) -> pl.DataFrame:
     return pl.DataFrame(failed, schema=_REJECT_SCHEMA, orient="row")
 
 
+def _counted(records: Iterable[Any], bar: Progress) -> Iterable[tuple[int, Any]]:
+    """(row number, record) of the readable records, each row counted on `bar`."""
+    for i, record in enumerate(records):
+        bar.update()
+        if record is not None:
+            yield i, record
+
+
 def _extract_records(
-    rows: Iterable[tuple[int, dict[str, Any]]], fmt: str, ranked_mode: str, default_split: str
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    fmt: str,
+    ranked_mode: str,
+    default_split: str,
+    csv: bool,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(candidates, rejects) from the format's extractor, record by record: the path for
-    formats without a column-wise twin and for rows whose types the twin cannot take."""
+    formats without a column-wise twin and for rows whose types the twin cannot take.
+    `csv`: the records' numeric keys are text cells, parsed first."""
     extractor, consumed = EXTRACTORS[fmt], CONSUMED_KEYS[fmt]
+    numeric = NUMERIC_KEYS[fmt] if csv else ()
     cols: dict[str, list] = {k: [] for k in CANDIDATE_SCHEMA}
     rejects = []
     for i, rec in rows:
+        parsed = {k: read_number(rec[k]) for k in numeric if isinstance(rec.get(k), str)}
+        rec = rec | parsed if parsed else rec
         try:
             pairs = extractor(rec, ranked_mode)
             split = default_split if rec.get("split") is None else rec["split"]
@@ -144,11 +181,11 @@ def _split_col(schema: pl.Schema, default_split: str) -> tuple[pl.Expr, pl.Expr]
 
 
 def _extract_columns(
-    table: pl.DataFrame, fmt: str, ranked_mode: str, default_split: str
+    table: pl.DataFrame, fmt: str, ranked_mode: str, default_split: str, csv: bool
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(candidates, rejects) with polars expressions over typed columns; rows the column map
     does not call clean (wrong or missing types, odd labels) go through `_extract_records`."""
-    mapping = COLUMN_MAPS[fmt](table.schema)
+    mapping = COLUMN_MAPS[fmt](table.schema, csv)
     split, bad_split = _split_col(table.schema, default_split)
     extra = [c for c in table.columns if c not in CONSUMED_KEYS[fmt]]
     prov = pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.Utf8)
@@ -163,7 +200,7 @@ def _extract_columns(
         table.filter(~is_clean).to_dicts(),
         strict=True,
     )
-    slow, rejects = _extract_records(others, fmt, ranked_mode, default_split)
+    slow, rejects = _extract_records(others, fmt, ranked_mode, default_split, csv)
     fast = mapped.filter(is_clean).drop("_clean").cast(CANDIDATE_SCHEMA)
     return pl.concat([fast, slow]).sort("source_row", maintain_order=True), rejects
 
@@ -173,7 +210,7 @@ def _check(candidates: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     texts = ("prompt", "chosen", "rejected")
     df = candidates.with_columns(
         *(normalize_expr(pl.col(c)).alias(c) for c in texts),
-        pl.col("split").str.to_lowercase().replace(SPLIT_ALIASES),
+        canonical_split(pl.col("split")).alias("split"),
     )
     too_long = pl.any_horizontal(pl.col(c).str.len_chars() > max_chars for c in texts)
     empty = pl.any_horizontal(pl.col(c).str.len_bytes() == 0 for c in texts)
@@ -225,6 +262,8 @@ def build_batch(
     fmt: str | None = None,
     namespace: str = "",
     ranked_mode: str = IngestConfig.ranked_mode,
+    score_field: str | None = IngestConfig.score_field,
+    preference: str = IngestConfig.preference,
     default_split: str = IngestConfig.default_split,
     max_chars: int = IngestConfig.max_chars,
     progress: bool = False,
@@ -243,18 +282,26 @@ def build_batch(
         raise FormatError(
             f"unknown ranked mode {ranked_mode!r}; expected one of {', '.join(RANKED_MODES)}"
         )
-    if raw.table is not None and fmt in COLUMN_MAPS:
-        candidates, early = _extract_columns(raw.table, fmt, ranked_mode, default_split)
-    else:
-        bar = tqdm(
-            enumerate(raw.records),
-            total=len(raw),
-            desc="checking rows",
-            unit="row",
-            disable=not progress,
+    n_input = len(raw)
+    if fmt in native.SCHEMAS:
+        opts = native.Options(ranked_mode, score_field, preference)
+        candidates, early, n_grouped = native.extract(raw, fmt, opts, default_split)
+        # a table holds only rows that parsed
+        failures = (
+            _parse_failures(raw) if raw.table is None else pl.DataFrame(schema=_REJECT_SCHEMA)
         )
-        records = ((i, r) for i, r in bar if r is not None)
-        candidates, early = _extract_records(records, fmt, ranked_mode, default_split)
+        early = pl.concat([failures, early.cast(_REJECT_SCHEMA)])
+        if n_grouped is not None:
+            n_input = n_grouped + failures.height
+    elif raw.table is not None and fmt in COLUMN_MAPS:
+        candidates, early = _extract_columns(
+            raw.table, fmt, ranked_mode, default_split, raw.kind == "csv"
+        )
+    else:
+        with Progress(len(raw), desc="checking rows", unit="rows", enabled=progress) as bar:
+            candidates, early = _extract_records(
+                _counted(raw.records, bar), fmt, ranked_mode, default_split, raw.kind == "csv"
+            )
         early = pl.concat([_parse_failures(raw), early])
     good, bad = _identify(_check(candidates, max_chars), namespace)
     bad = bad.unique("source_row", keep="first", maintain_order=True)
@@ -287,5 +334,5 @@ def build_batch(
         format=fmt,
         pairs=good.select(order),
         quarantine=quarantine.select(list(QUARANTINE_SCHEMA)),
-        n_input=len(raw),
+        n_input=n_input,
     )

@@ -13,8 +13,8 @@ Formats (auto-detected from the record keys, or forced):
                    repeats it as the lists' user turn; split as TRL's `maybe_extract_prompt`).
 - `annotated`      AlpacaEval annotations: `instruction`, `output_1`, `output_2`, `preference` in
                    [1, 2] (1 + P(output_2 better)); 1.5 is a tie, stored as label 0.5, never guessed.
-- `ranked`         UltraFeedback style: a prompt with `completions`, each with a text and a rating;
-                   best-vs-worst by default, every ordered pair (higher rating wins) as an option.
+- native schemas   PKU-SafeRLHF, SHP, Chatbot Arena, HelpSteer2/3, Nectar, StackExchange paired,
+                   OpenRLHF and UltraFeedback (`ranked`): column-wise adapters in native.py.
 
 Canonical prompt rendering (one rule for every format): a single user turn is stored as its
 plain text; a multi-turn context is rendered as turns joined by a blank line, each turn
@@ -29,7 +29,6 @@ leaves every other row to the extractor, so reject reasons and messages have one
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -37,9 +36,11 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from rmcore.errors import FormatError
+from rmcore.ingest.native import SCHEMAS, detect_native
+from rmcore.ingest.typed import number_from_text
 from rmcore.textnorm import WHITESPACE
 
-FORMATS = ("explicit", "implicit", "conversational", "annotated", "ranked")
+FORMATS = ("explicit", "implicit", "conversational", "annotated", *SCHEMAS)
 RANKED_MODES = ("best-vs-worst", "all-pairs")
 
 _ROLE_NAMES = {
@@ -52,8 +53,6 @@ _ROLE_NAMES = {
 }
 _HH_TURN = re.compile(r"\n\n(Human|Assistant|System):")
 _ASSISTANT = "\n\nAssistant:"
-_TEXT_KEYS = ("response", "text", "output", "completion", "content")
-_RATING_KEYS = ("rating", "overall_score", "score", "fine-grained_score")
 
 Pair = tuple[str, str, str, float]  # prompt, chosen, rejected, label
 
@@ -83,8 +82,9 @@ def detect_format(records: Iterable[dict[str, Any] | None], sample: int = 200) -
             break
     if {"instruction", "output_1", "output_2", "preference"} <= keys:
         return "annotated"
-    if "completions" in keys:
-        return "ranked"
+    native = detect_native(keys)
+    if native is not None:
+        return native
     if {"chosen", "rejected"} <= keys:
         if isinstance(first_chosen, list):
             return "conversational"
@@ -93,7 +93,8 @@ def detect_format(records: Iterable[dict[str, Any] | None], sample: int = 200) -
         f"cannot detect the format from the keys {sorted(keys)[:20]}; expected one of: "
         "prompt/chosen/rejected (explicit), chosen/rejected transcripts (implicit), "
         "message lists (conversational), instruction/output_1/output_2/preference (annotated), "
-        "prompt + completions (ranked). Pass --format to force one."
+        "prompt + completions (ranked), or a native schema (see the README's formats table)."
+        " Pass --format to force one, or --map to name the columns."
     )
 
 
@@ -121,6 +122,17 @@ def render_conversation(messages: list[tuple[str, str]]) -> str:
     if len(messages) == 1 and messages[0][0] == "Human":
         return messages[0][1]
     return "\n\n".join(f"{role}: {content}" for role, content in messages)
+
+
+def parse_conversation(prompt: str) -> list[tuple[str, str]]:
+    """The turns a stored prompt was rendered from: the inverse of `render_conversation`.
+
+    A text that is not exactly the canonical rendering of its turns (a plain prompt, also one
+    that happens to contain a `Human:` marker) is one Human turn holding the whole text."""
+    turns = _hh_turns(prompt) if _HH_TURN.match("\n\n" + prompt) else []
+    if turns and render_conversation(turns) == prompt:
+        return turns
+    return [("Human", prompt)]
 
 
 def _messages(value: Any, key: str) -> list[tuple[str, str]]:
@@ -223,47 +235,20 @@ def _annotated(rec: dict[str, Any], _: str) -> list[Pair]:
     return [(prompt, out1, out2, 1.0 - p2)]  # a tie stays (output_1, output_2, 0.5)
 
 
-def _ranked(rec: dict[str, Any], mode: str) -> list[Pair]:
-    prompt = _text(rec, "prompt" if "prompt" in rec else "instruction")
-    comps = rec.get("completions")
-    if not isinstance(comps, list):
-        raise Reject(
-            "wrong_type" if comps is not None else "missing_field",
-            "field 'completions' must be a list",
-        )
-    scored = []
-    for c in comps:
-        if not isinstance(c, dict):
-            raise Reject("wrong_type", "a completion is not an object")
-        text = next((c[k] for k in _TEXT_KEYS if k in c), None)
-        rating = next((c[k] for k in _RATING_KEYS if c.get(k) is not None), None)
-        if not isinstance(text, str):
-            raise Reject("wrong_type", f"a completion has no text field ({', '.join(_TEXT_KEYS)})")
-        rating = _probability(rating, "rating")
-        if math.isnan(rating):
-            raise Reject("invalid_label", "a completion rating is NaN")
-        scored.append((rating, text))
-    if len({r for r, _ in scored}) < 2:
-        raise Reject("no_preference", "fewer than two distinct ratings among the completions")
-    if mode == "best-vs-worst":
-        best, worst = max(scored, key=lambda t: t[0]), min(scored, key=lambda t: t[0])
-        return [(prompt, best[1], worst[1], 1.0)]
-    return [(prompt, a, b, 1.0) for ra, a in scored for rb, b in scored if ra > rb]
-
-
 EXTRACTORS: dict[str, Callable[[dict[str, Any], str], list[Pair]]] = {
     "explicit": _explicit,
     "implicit": _implicit,
     "conversational": _conversational,
     "annotated": _annotated,
-    "ranked": _ranked,
 }
+# Keys read as numbers: parsed from text in CSV rows (`read_number`).
+NUMERIC_KEYS = {"explicit": ("label",), "implicit": ("label",), "conversational": ("label",)}
+NUMERIC_KEYS["annotated"] = ("preference",)
 CONSUMED_KEYS = {
     "explicit": {"prompt", "chosen", "rejected", "label", "split"},
     "implicit": {"chosen", "rejected", "label", "split"},
     "conversational": {"prompt", "chosen", "rejected", "label", "split"},
     "annotated": {"instruction", "input", "output_1", "output_2", "preference", "split"},
-    "ranked": {"prompt", "instruction", "completions", "split"},
 }
 
 
@@ -281,9 +266,12 @@ def _text_col(schema: pl.Schema, key: str) -> pl.Expr:
     return pl.col(key) if schema.get(key) == pl.String else pl.lit(None, dtype=pl.String)
 
 
-def _number_col(schema: pl.Schema, key: str) -> tuple[pl.Expr, pl.Expr]:
-    """(`key` as a float where `_probability` accepts it, rows holding some other non-null type)."""
+def _number_col(schema: pl.Schema, key: str, csv: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(`key` as a float where `_probability` accepts it, rows holding some other non-null type).
+    A CSV text column is parsed (see `read_number`); cells that do not parse are left over."""
     dtype = schema.get(key)
+    if csv and dtype == pl.String:
+        return number_from_text(key)
     if dtype is None or dtype == pl.Null:
         return pl.lit(None, dtype=pl.Float64), pl.lit(False)
     if dtype.is_integer() or dtype.is_float():
@@ -291,18 +279,18 @@ def _number_col(schema: pl.Schema, key: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.lit(None, dtype=pl.Float64), pl.col(key).is_not_null()
 
 
-def _explicit_columns(schema: pl.Schema) -> ColumnMap:
+def _explicit_columns(schema: pl.Schema, csv: bool) -> ColumnMap:
     texts = [_text_col(schema, k) for k in ("prompt", "chosen", "rejected")]
-    label, not_a_number = _number_col(schema, "label")
+    label, not_a_number = _number_col(schema, "label", csv)
     clean = pl.all_horizontal(t.is_not_null() for t in texts) & ~not_a_number
     return ColumnMap(clean, (*texts, label.fill_null(1.0)))  # type: ignore[arg-type]
 
 
-def _annotated_columns(schema: pl.Schema) -> ColumnMap:
+def _annotated_columns(schema: pl.Schema, csv: bool) -> ColumnMap:
     instruction, out1, out2 = (
         _text_col(schema, k) for k in ("instruction", "output_1", "output_2")
     )
-    pref, _ = _number_col(schema, "preference")
+    pref, _ = _number_col(schema, "preference", csv)
     clean = (
         pl.all_horizontal(t.is_not_null() for t in (instruction, out1, out2))
         & pref.is_between(1.0, 2.0)
@@ -324,7 +312,7 @@ def _annotated_columns(schema: pl.Schema) -> ColumnMap:
     )
 
 
-COLUMN_MAPS: dict[str, Callable[[pl.Schema], ColumnMap]] = {
+COLUMN_MAPS: dict[str, Callable[[pl.Schema, bool], ColumnMap]] = {
     "explicit": _explicit_columns,
     "annotated": _annotated_columns,
 }

@@ -220,14 +220,32 @@ def check_source(uri: str, kind: str | None = None) -> str:
     return kind
 
 
-def content_hash(uri: str, kind: str) -> str:
+def check_hf_options(kind: str, hf_split: str | None, hf_config: str | None) -> None:
+    """--hf-split and --hf-config only choose among a Hugging Face dataset's parts."""
+    if hf_config is not None and kind != "hf-hub":
+        raise InvalidArgument("--hf-config chooses a hub dataset's config; this source is not one")
+    if hf_split is not None and kind not in ("hf-hub", "hf-disk"):
+        raise InvalidArgument(
+            "--hf-split chooses splits of a Hugging Face dataset; this source is a file"
+            " (its rows carry their split in a `split` column, or get --split)"
+        )
+
+
+def content_hash(
+    uri: str, kind: str, hf_config: str | None = None, hf_split: str | None = None
+) -> str:
     """sha256 of the bytes (files), of every file in the folder (hf-disk), or of the
-    dataset fingerprint (hub): an unchanged source re-ingests as a no-op."""
+    dataset fingerprints (hub), with the chosen config and splits: an unchanged source
+    re-ingests as a no-op, another split of it is another version."""
     h = hashlib.sha256()
+    if hf_config is not None or hf_split is not None:
+        h.update(f"config={hf_config}|split={hf_split}|".encode())
     p = Path(uri)
     files = sorted(q for q in p.rglob("*") if q.is_file()) if kind == "hf-disk" else [p]
     if kind == "hf-hub":
-        h.update(_load_hub(uri)._fingerprint.encode())
+        ds = _load_hub(uri, hf_config)
+        parts = [ds[s] for s in ds] if hasattr(ds, "keys") else [ds]
+        h.update("".join(d._fingerprint for d in parts).encode())
         return h.hexdigest()
     for f in files:
         if kind == "hf-disk":
@@ -634,12 +652,13 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _load_hub(uri: str, split: str = "train"):
+def _load_hub(uri: str, config: str | None = None):
+    """The hub dataset with every split (a DatasetDict), or the one a hub dataset has."""
     import datasets
 
     try:
-        return datasets.load_dataset(uri, split=split)
-    except Exception as err:  # any failure of the hub client: offline, unknown id, no split
+        return datasets.load_dataset(uri, name=config)
+    except Exception as err:  # any failure of the hub client: offline, unknown id, no config
         offline = any(
             os.environ.get(v, "").lower() in ("1", "true", "yes")
             for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -649,6 +668,34 @@ def _load_hub(uri: str, split: str = "train"):
             f"cannot load {uri!r} from the Hugging Face Hub ({_one_line(err)}); a hub id needs"
             f" a network{hint} or a local copy: pass a `save_to_disk` folder or a file instead"
         ) from err
+
+
+def _splits_frame(ds: Any, split: str | None, where: str) -> pl.DataFrame:
+    """The rows of a Dataset, or of the chosen splits of a DatasetDict (`split`: one name or
+    a comma-separated list; default every split). A row of a DatasetDict gets its split name
+    as `split` (unless the data has a split column of its own; see rmcore.ingest.batch.canonical_split
+    for how names such as `train_prefs` are read) and as `hf_split`, kept in provenance."""
+    if not hasattr(ds, "keys"):  # one Dataset: no split names to choose from
+        if split is not None:
+            raise SourceError(f"{where} holds one dataset without splits; drop --hf-split")
+        return pl.from_arrow(ds.data.table)
+    names = list(ds.keys())
+    wanted = names if split is None else [s.strip() for s in split.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in names]
+    if unknown or not wanted:
+        raise SourceError(
+            f"{where} has no split {', '.join(map(repr, unknown)) or repr(split)};"
+            f" it has {', '.join(names)}"
+        )
+    frames = []
+    for name in wanted:
+        frame = pl.from_arrow(ds[name].data.table)
+        own = "split" in frame.columns
+        frame = frame.with_columns(
+            pl.lit(name).alias("hf_split"), *(() if own else (pl.lit(name).alias("split"),))
+        )
+        frames.append(frame)
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _read_hf_disk(path: Path, split: str | None, columnar: bool, limits: Limits) -> RawRecords:
@@ -661,20 +708,8 @@ def _read_hf_disk(path: Path, split: str | None, columnar: bool, limits: Limits)
             f"{path} is not a readable Hugging Face `save_to_disk` folder ({_one_line(err)});"
             " re-create it with `Dataset.save_to_disk`"
         ) from err
-    uri = str(path)
-    if isinstance(ds, datasets.DatasetDict):
-        names = list(ds.keys())
-        if split is not None and split not in names:
-            raise SourceError(f"{path} has no split {split!r}; it has {', '.join(names)}")
-        if split is None and len(names) > 1:
-            frames = [
-                pl.from_arrow(ds[s].data.table).with_columns(pl.lit(s).alias("split"))
-                for s in names
-            ]
-            frame = pl.concat(frames, how="diagonal_relaxed")
-            return _from_frame("hf-disk", frame, columnar, limits, uri)
-        ds = ds[split or names[0]]
-    return _from_frame("hf-disk", pl.from_arrow(ds.data.table), columnar, limits, uri)
+    frame = _splits_frame(ds, split, str(path))
+    return _from_frame("hf-disk", frame, columnar, limits, str(path))
 
 
 def _read_parquet(path: Path, columnar: bool, limits: Limits) -> RawRecords:
@@ -695,6 +730,7 @@ def read_source(
     kind: str | None = None,
     *,
     split: str | None = None,
+    hf_config: str | None = None,
     columnar: bool = True,
     max_line_bytes: int = IngestConfig.max_line_bytes,
     max_depth: int = IngestConfig.max_depth,
@@ -702,16 +738,18 @@ def read_source(
     """Every row of the source, in order; rows that fail to decode, parse or pass a parsing
     limit are kept as `None` records with a reason code. `columnar=False` skips the
     column-wise JSON-lines read (the record reader then sees every row, as it does whenever
-    that read fails). Raises SourceError for a source that holds no rows or is not data."""
+    that read fails). `split` and `hf_config` choose the splits and the config of a Hugging
+    Face source. Raises SourceError for a source that holds no rows or is not data."""
     if max_line_bytes < 1:
         raise InvalidArgument(f"max_line_bytes must be positive, got {max_line_bytes}")
     if not 1 <= max_depth <= MAX_DEPTH_CAP:
         raise InvalidArgument(f"max_depth must be in [1, {MAX_DEPTH_CAP}], got {max_depth}")
     limits = Limits(max_line_bytes=max_line_bytes, max_depth=max_depth)
     kind = kind or detect_kind(uri)
+    check_hf_options(kind, split, hf_config)
     if kind == "hf-hub":
-        table = _load_hub(uri, split or "train").data.table
-        raw = _from_frame("hf-hub", pl.from_arrow(table), columnar, limits, uri)
+        frame = _splits_frame(_load_hub(uri, hf_config), split, uri)
+        raw = _from_frame("hf-hub", frame, columnar, limits, uri)
     elif kind == "hf-disk":
         raw = _read_hf_disk(Path(uri), split, columnar, limits)
     elif kind not in FILE_KINDS:

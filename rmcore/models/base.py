@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rmcore.progress import Progress, quiet_load
 
 DEFAULT_MAX_LENGTH = 4096  # when neither tokenizer nor config states a usable limit
 
@@ -148,12 +150,14 @@ def map_batches(
         todo = (~done).nonzero().squeeze(1)
         failed_rows = 0
         try:
-            for idx in progress_bar(budget.batches(lengths, todo, grouped=grouped), progress, desc):
-                vals = forward(idx)  # (B, ...)
-                if out is None:
-                    out = torch.empty((n, *vals.shape[1:]), dtype=vals.dtype)
-                out[idx] = vals
-                done[idx] = True
+            with Progress(todo.numel(), desc=desc, unit="rows", enabled=progress) as bar:
+                for idx in budget.batches(lengths, todo, grouped=grouped):
+                    vals = forward(idx)  # (B, ...)
+                    if out is None:
+                        out = torch.empty((n, *vals.shape[1:]), dtype=vals.dtype)
+                    out[idx] = vals
+                    done[idx] = True
+                    bar.update(idx.numel())
         except torch.OutOfMemoryError:
             failed_rows = idx.numel()
         if failed_rows:  # outside the handler: its traceback no longer pins the activations
@@ -162,15 +166,6 @@ def map_batches(
     if out is None:
         raise ValueError("map_batches needs at least one row")
     return out
-
-
-def progress_bar(it: Sequence, enabled: bool, desc: str) -> Iterator:
-    """tqdm when asked, the bare iterable otherwise (tqdm is imported only when used)."""
-    if not enabled:
-        return iter(it)
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(it, desc=desc))
 
 
 def files_sha256(paths: Sequence[Path]) -> str:
@@ -252,13 +247,14 @@ def load_pretrained(
     from transformers import AutoTokenizer
 
     source = str(Path(name_or_path).resolve()) if Path(name_or_path).is_dir() else str(name_or_path)
-    model = auto_class.from_pretrained(
-        source,
-        revision=revision or "main",
-        use_safetensors=use_safetensors,
-        trust_remote_code=trust_remote_code,
-        dtype=dtype or torch.float32,
-    )
+    with quiet_load(f"model {source}"):
+        model = auto_class.from_pretrained(
+            source,
+            revision=revision or "main",
+            use_safetensors=use_safetensors,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype or torch.float32,
+        )
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=revision or "main", trust_remote_code=trust_remote_code
     )

@@ -11,23 +11,17 @@ matters more than throughput.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import polars as pl
 import torch
-from safetensors.torch import load_file, save, save_file
 from torch import nn
 
-from rmcore.models.base import short_hash
-from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, encoder_from_id, load_encoder
+from rmcore.models.encoder import BUNDLED_ID, BUNDLED_MAX_LENGTH, SentenceEncoder, load_encoder
+from rmcore.models.head import HeadScorer, SavedHead
 
 BACKEND = "embed-head"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 
 
 @dataclass
@@ -40,8 +34,11 @@ class HeadConfig:
     encoder_id: str = BUNDLED_ID
 
 
-class RewardHead(nn.Module):
+class RewardHead(SavedHead):
     """r(x, y) = MLP([e_x, e_y, e_x * e_y]); the product term carries prompt-response match."""
+
+    backend = BACKEND
+    config_class = HeadConfig
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
@@ -58,30 +55,14 @@ class RewardHead(nn.Module):
         features = torch.cat([e_x, e_y, e_x * e_y], dim=-1)  # (N, 3D)
         return self.mlp(features).squeeze(-1)
 
-    def weights_sha256(self) -> str:
-        """Content hash of the weights, independent of device and training mode."""
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        return hashlib.sha256(save(state)).hexdigest()
-
-    def save_pretrained(self, path: str | Path) -> None:
-        """safetensors weights + config.json naming the encoder (no pickle anywhere)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, path / WEIGHTS)
-        config = {**asdict(self.config), "rmcurate_backend": BACKEND}
-        (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> RewardHead:
-        """Load a head saved by `save_pretrained`, in eval mode."""
-        path = Path(path)
-        config = json.loads((path / CONFIG).read_text())
-        if config.pop("rmcurate_backend", None) != BACKEND:
-            raise ValueError(f"{path} is not an {BACKEND} checkpoint")
-        head = cls(HeadConfig(**config))
-        head.load_state_dict(load_file(path / WEIGHTS))
-        return head.eval()
+    def describe_input(self) -> str:
+        """How a pair becomes this head's input, for its model card."""
+        return (
+            f"prompt and response are embedded separately by the frozen encoder"
+            f" `{self.config.encoder_id}` (mean-pooled token states, L2-normalised, truncated"
+            f" at the encoder's limit: {BUNDLED_MAX_LENGTH} tokens for the bundled MiniLM); the"
+            f" reward is MLP([e_x, e_y, e_x * e_y]) on the two {self.config.dim}-d vectors."
+        )
 
 
 def dedupe(texts: Sequence[str]) -> tuple[list[str], torch.Tensor]:
@@ -94,45 +75,13 @@ def dedupe(texts: Sequence[str]) -> tuple[list[str], torch.Tensor]:
     return uniq.to_list(), torch.from_numpy(inverse.to_numpy().astype("int64"))
 
 
-class EmbedHeadRewardModel:
-    """RewardScorer: frozen `SentenceEncoder` + trainable `RewardHead`.
+class EmbedHeadRewardModel(HeadScorer):
+    """RewardScorer: frozen `SentenceEncoder` + trainable `RewardHead` (identity and loading
+    in `HeadScorer`; an unsaved head is `"bundled-head:<weights hash>"`)."""
 
-    `model_id` is the checkpoint folder, or `"bundled-head:<weights hash>"` for a head
-    that was never saved (e.g. a freshly initialised one); `revision` is a short hash of
-    the current head weights, read on every access, so a retrained head never reuses
-    stale cached scores. `n_forward` counts encoder batches plus head batches.
-    """
-
-    backend = BACKEND
-
-    def __init__(
-        self,
-        encoder: SentenceEncoder,
-        head: RewardHead,
-        *,
-        model_id: str | None = None,
-        head_batch_size: int = 8192,
-        encode_batch_size: int = 64,
-    ) -> None:
-        if head.config.encoder_id != encoder.encoder_id or head.config.dim != encoder.dim:
-            raise ValueError(
-                f"head was trained on {head.config.encoder_id} (dim {head.config.dim}), "
-                f"not {encoder.encoder_id} (dim {encoder.dim})"
-            )
-        self.encoder = encoder
-        self.head = head.to(encoder.device)
-        self.head_batch_size = head_batch_size
-        self.encode_batch_size = encode_batch_size
-        self.model_id = model_id or f"bundled-head:{self.revision}"
-        self._head_forward = 0
-
-    @property
-    def revision(self) -> str:
-        return short_hash(self.head.weights_sha256())
-
-    @property
-    def n_forward(self) -> int:
-        return self.encoder.n_forward + self._head_forward
+    head_class = RewardHead
+    untrained_prefix = "bundled-head"
+    default_head_batch = 8192
 
     @classmethod
     def from_encoder(
@@ -182,19 +131,3 @@ class EmbedHeadRewardModel:
                 self._head_forward += 1
         self.head.train(was_training)
         return torch.cat(out).float().cpu() if out else torch.empty(0)
-
-    def save_pretrained(self, path: str | Path) -> None:
-        self.head.save_pretrained(path)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        encoder: SentenceEncoder | None = None,
-        *,
-        device: str | torch.device | None = None,
-    ) -> EmbedHeadRewardModel:
-        """Load a saved head; its encoder is reloaded from the stored `encoder_id` unless given."""
-        head = RewardHead.from_pretrained(path)
-        encoder = encoder or encoder_from_id(head.config.encoder_id, device=device)
-        return cls(encoder, head, model_id=str(Path(path).resolve()))

@@ -27,7 +27,7 @@ import contextlib
 import importlib.util
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -45,6 +45,7 @@ from rmcore.models.base import (
     pad_right,
     pick_device,
 )
+from rmcore.progress import quiet_load
 
 BUNDLED = "bundled"
 BUNDLED_ID = "bundled:all-MiniLM-L6-v2"
@@ -141,8 +142,44 @@ class SentenceEncoder:
         """(N, D) float32 on CPU, rows in input order, each of L2 norm 1."""
         if not texts:
             return torch.empty(0, self.dim)
+
+        def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            m = mask.to(hidden.device, torch.float32).unsqueeze(-1)  # (B, L, 1)
+            pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
+            return F.normalize(pooled, dim=-1)
+
+        return self._map_hidden(
+            texts, pool, max_length=self.max_length, batch_size=batch_size, progress=progress
+        )[0]
+
+    def token_states(
+        self, texts: Sequence[str], *, max_length: int, batch_size: int = 64
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, max_length, D) float16 last-layer states (zero past each text's end) and the
+        (N,) number of tokens kept: the per-text input of the late-interaction backend."""
+        if not texts:
+            return torch.empty(0, max_length, self.dim, dtype=torch.float16), torch.empty(0)
+
+        def keep(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            states = hidden.float() * mask.to(hidden.device).unsqueeze(-1)  # (B, L, D)
+            pad = max_length - states.shape[1]
+            return F.pad(states, (0, 0, 0, pad)).to(torch.float16)  # (B, max_length, D)
+
+        return self._map_hidden(texts, keep, max_length=max_length, batch_size=batch_size)
+
+    def _map_hidden(
+        self,
+        texts: Sequence[str],
+        reduce: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        max_length: int,
+        batch_size: int,
+        progress: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`reduce(last_hidden_state (B, L, D), mask (B, L))` over length-grouped batches, in
+        input order, with the (N,) token counts after truncation to `max_length`."""
         enc = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, return_length=True
+            list(texts), truncation=True, max_length=max_length, return_length=True
         )
         ids, lengths = enc["input_ids"], torch.as_tensor(enc["length"])  # (N,)
 
@@ -153,17 +190,23 @@ class SentenceEncoder:
                 hidden = self.model(
                     input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
                 ).last_hidden_state  # (B, L, D)
-                m = mask.to(self.device, torch.float32).unsqueeze(-1)  # (B, L, 1)
-                pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
+                out = reduce(hidden, mask)
             self.n_forward += 1
-            return F.normalize(pooled, dim=-1).cpu()
+            return out.cpu()
 
         budget = BatchBudget(max_batch=batch_size)
         if self.device.type != "cpu":
-            return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+            out = map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+            return out, lengths
         self.last_threads = self._threads_for(len(texts), batch_size)
         with torch_threads(self.last_threads):
-            return map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+            out = map_batches(lengths, forward, budget=budget, progress=progress, desc="encode")
+        return out, lengths
+
+    def token_counts(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N,) untruncated token counts (special tokens included): length survives truncation."""
+        enc = self.tokenizer(list(texts), return_length=True, verbose=False)
+        return torch.as_tensor(enc["length"])
 
 
 def bundled_model_dir() -> Path:
@@ -194,13 +237,14 @@ def load_encoder(
         revision = None
     else:
         source = Path(name_or_path).resolve() if Path(name_or_path).is_dir() else name_or_path
-    model = AutoModel.from_pretrained(
-        source,
-        revision=revision or "main",
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-        dtype=torch.float32,
-    )
+    with quiet_load(f"encoder {BUNDLED_ID if name_or_path == BUNDLED else source}"):
+        model = AutoModel.from_pretrained(
+            source,
+            revision=revision or "main",
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            dtype=torch.float32,
+        )
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=revision or "main", trust_remote_code=trust_remote_code
     )

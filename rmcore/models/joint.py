@@ -39,7 +39,7 @@ from rmcore.models.base import (
     pick_device,
     usable_max_length,
 )
-from rmcore.models.render import encode_pairs, input_format
+from rmcore.models.render import RENDERINGS, encode_pairs, input_format, plain_call
 
 
 class JointRewardModel:
@@ -168,6 +168,19 @@ class JointRewardModel:
             progress=progress,
             desc="score",
         )
+
+    def describe_input(self) -> str:
+        """How a pair becomes this model's input, for its model card."""
+        return (
+            f"{RENDERINGS[self.input_format]}; at most {self.max_length} tokens, cut from the"
+            " left (text pairs: longest first), so the response's end is kept. The reward is"
+            " the classifier's single logit."
+        )
+
+    def plain_call(self) -> str:
+        """Python tokenizing one pair as `encode` does, for the model card's plain-transformers
+        recipe."""
+        return plain_call(self.input_format, self.max_length)
 
     def save_pretrained(self, path: str | Path) -> None:
         """safetensors weights, config (with the pad token we set) and tokenizer."""

@@ -22,6 +22,32 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 CHAT, PAIR, PLAIN = "chat", "pair", "plain"
 SEPARATOR = "\n"  # between prompt and response in the plain rendering
+RENDERINGS = {  # what a model card says about each rendering
+    CHAT: "the tokenizer's chat template over two messages, user = prompt and assistant ="
+    " response (the template writes its own special tokens)",
+    PAIR: "the tokenizer's text pair (prompt, response) with its own special tokens, as"
+    " `tokenizer(prompt, response)`",
+    PLAIN: 'one text, `prompt + "\\n" + response`, with the tokenizer\'s special tokens',
+}
+
+
+PLAIN_CALLS = {  # `encode_pairs` for one pair in plain transformers, for model cards
+    CHAT: "text = tokenizer.apply_chat_template(\n"
+    '    [{{"role": "user", "content": prompt}}, {{"role": "assistant", "content": response}}],\n'
+    "    tokenize=False,\n)\n"
+    "inputs = tokenizer(text, add_special_tokens=False, truncation=True, max_length={n}, "
+    'return_tensors="pt")',
+    PAIR: "inputs = tokenizer(\n"
+    '    prompt, response, truncation="longest_first", max_length={n}, return_tensors="pt"\n)',
+    PLAIN: 'inputs = tokenizer(prompt + "\\n" + response, truncation=True, max_length={n}, '
+    'return_tensors="pt")',
+}
+
+
+def plain_call(fmt: str, max_length: int) -> str:
+    """Python that tokenizes one (`prompt`, `response`) as `encode_pairs` does (left
+    truncation included) into `inputs`."""
+    return 'tokenizer.truncation_side = "left"\n' + PLAIN_CALLS[fmt].format(n=max_length)
 
 
 def input_format(tokenizer: PreTrainedTokenizerBase) -> str:

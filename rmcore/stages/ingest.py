@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rmcore.config import IngestConfig
 from rmcore.ingest.batch import build_batch
+from rmcore.ingest.mapping import remap
 from rmcore.ingest.sources import content_hash, detect_kind, read_source
 from rmcore.names import check_name
 from warehouse import ingest as sql
@@ -81,10 +82,13 @@ def source_files(folder: str, pattern: str) -> list[str]:
     ]
 
 
-def fingerprint(uri: str, kind: str | None) -> tuple[str, str]:
-    """(kind, content hash): the identity of a source version."""
+def fingerprint(
+    uri: str, kind: str | None, hf_config: str | None = None, hf_split: str | None = None
+) -> tuple[str, str]:
+    """(kind, content hash): the identity of a source version (of the chosen parts of a
+    Hugging Face dataset)."""
     kind = kind or detect_kind(uri)
-    return kind, content_hash(uri, kind)
+    return kind, content_hash(uri, kind, hf_config, hf_split)
 
 
 def find_existing(warehouse: str | None, name: str, digest: str) -> IngestSummary | None:
@@ -131,19 +135,29 @@ def parse_validate_store(
         uri,
         kind,
         split=config.hf_split,
+        hf_config=config.hf_config,
         max_line_bytes=config.max_line_bytes,
         max_depth=config.max_depth,
     )
     log.info("read %s rows from %s (%s)", f"{len(raw):,}", uri, kind)
+    raw = remap(raw, config.column_map)
     batch = build_batch(
         raw,
         fmt=fmt,
         namespace=f"{name}@{digest}",
         ranked_mode=config.ranked_mode,
+        score_field=config.score_field,
+        preference=config.preference,
         default_split=config.default_split,
         max_chars=config.max_chars,
         progress=progress,
     )
+    if batch.n_input != len(raw):
+        log.info(
+            "grouped %s source rows into %s input rows (one per compared set of responses)",
+            f"{len(raw):,}",
+            f"{batch.n_input:,}",
+        )
     # A concurrent ingest of the same content may commit first: then this one resolves to that
     # version (re-checked inside the write transaction, and after a write-write conflict in
     # the same process, where DuckDB does not serialize the two transactions for us).
@@ -174,7 +188,7 @@ def parse_validate_store(
         version=row.version,
         status="ingested",
         skipped=False,
-        n_input=len(raw),
+        n_input=batch.n_input,
         n_pairs=n_pairs,
         n_rows_stored=n_rows,
         n_quarantined=n_quarantined,
@@ -201,15 +215,15 @@ def _store(
     )
     sql.store_batch(con, row.dataset_id, batch.pairs, batch.quarantine, flow_run_id)
     n_rows, n_pairs, n_quarantined = sql.stored_counts(con, row.dataset_id)
-    if n_rows + n_quarantined != len(raw):
+    if n_rows + n_quarantined != batch.n_input:
         raise RuntimeError(
-            f"reconcile failed for {name}: {len(raw)} input rows != {n_rows} stored"
+            f"reconcile failed for {name}: {batch.n_input} input rows != {n_rows} stored"
             f" + {n_quarantined} quarantined; nothing was written"
         )
     sql.finish_version(
         con,
         row.dataset_id,
-        n_input=len(raw),
+        n_input=batch.n_input,
         n_rows_stored=n_rows,
         n_pairs=n_pairs,
         n_quarantined=n_quarantined,

@@ -46,7 +46,7 @@ class RunPlan:
     model_id: str
     revision: str
     backend: str
-    encoder_id: str | None  # embeddings needed (embed-head backend or embedding weights)
+    encoder_id: str | None  # per-text inputs needed (head backends or embedding weights)
     config: dict  # asdict(ScoringConfig)
     device: str
     complete: bool
@@ -138,7 +138,9 @@ def plan_run(
             f"the prompt pool ({pool or dataset!r}, split {config.pool_split!r}) holds no prompts"
         )
     scorer = scores.load_model(model, dev)
-    needs_emb = scorer.backend == "embed-head" or config.weights == "embedding"
+    needs_emb = (
+        scorer.backend in ("embed-head", "late-interaction") or config.weights == "embedding"
+    )
     encoder_id = scores.encoder_of(scorer, dev).encoder_id if needs_emb else None
     run_key = config.run_key(
         dataset_id=dataset_id, pool_id=pool_id, model_id=scorer.model_id, revision=scorer.revision
@@ -204,13 +206,17 @@ def _text_ids(inputs: pl.DataFrame) -> pl.Series:
 
 
 def embed_texts(warehouse: str | None, plan: RunPlan, *, progress: bool = False) -> dict:
-    """Every distinct text of the run embedded once, by the encoder the run reads:
-    {embedded, cached, forward_passes}."""
+    """Every distinct text of the run through the encoder once, into the per-text cache the
+    run reads (embeddings, token states, or both): {embedded, cached, forward_passes}."""
     files = plan.files
     inputs = pl.concat([pl.read_parquet(files.input(s)) for s in range(plan.n_shards)])
-    encoder = scores.encoder_of(scores.load_model(plan.model, plan.device), plan.device)
-    return scores.ensure_embeddings(
-        warehouse, encoder, _text_ids(inputs).unique(), progress=progress
+    return scores.ensure_inputs(
+        warehouse,
+        scores.load_model(plan.model, plan.device),
+        _text_ids(inputs),
+        embeddings=plan.config["weights"] == "embedding",
+        device=plan.device,
+        progress=progress,
     )
 
 

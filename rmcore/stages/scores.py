@@ -1,8 +1,10 @@
 """The model-scoring service every stage shares: one load per model per process, the
-per-text embedding cache, and cached (prompt, response) scores.
+per-text caches (embeddings, token states), and cached (prompt, response) scores.
 
 Scores live in `rm_scores` keyed by (model, revision, prompt, response), so each
-combination is scored once, ever; embeddings live in `embeddings` keyed by (encoder, text).
+combination is scored once, ever; embeddings live in `embeddings` keyed by (encoder, text);
+token states (late-interaction) in memory-mapped files per encoder under the data folder,
+`<warehouse folder>/token_states/` (`rmcore.models.token_states`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import torch
 from rmcore.decomposition.scoring import embedding_rows
 from rmcore.models.base import RewardScorer, pick_device
 from rmcore.models.embed_head import EmbedHeadRewardModel
+from rmcore.models.late_interaction import LateInteractionRewardModel
 from rmcore.models.loading import UNTRAINED_HEAD, load_scorer
+from rmcore.models.token_states import TokenStateCache, TokenStates
+from rmcore.progress import Progress
 from warehouse import scoring as sql
-from warehouse.connection import reader, transaction
+from warehouse.connection import reader, transaction, warehouse_path
 
 BUNDLED_ENCODER = "bundled"
+TOKEN_STATES_DIR = "token_states"  # next to the warehouse file
 log = logging.getLogger("rmcurate")
 _LOADING = threading.RLock()
 
@@ -67,42 +73,92 @@ def load_lm(lm: str, device: str):
 
 
 def encoder_of(scorer: RewardScorer, device: str):
-    """The encoder whose cached embeddings a run uses: the embed-head model's own, else
-    the bundled one (for `embedding` importance weights)."""
-    if isinstance(scorer, EmbedHeadRewardModel):
+    """The encoder whose cached embeddings a run uses: a head model's own, else the bundled
+    one (for `embedding` importance weights)."""
+    if isinstance(scorer, EmbedHeadRewardModel | LateInteractionRewardModel):
         return scorer.encoder
     return load_encoder(BUNDLED_ENCODER, device)
+
+
+def _fill_cache(
+    warehouse: str | None,
+    missing: pl.Series,
+    encoder,
+    store: Callable[[pl.DataFrame], None],
+    *,
+    chunk: int,
+    progress: bool,
+    desc: str,
+) -> dict:
+    """Run `store` over the texts of the `missing` ids, `chunk` at a time:
+    {embedded, forward_passes}."""
+    with reader(warehouse) as con:
+        texts = sql.texts(con, missing)
+    before = encoder.n_forward
+    with Progress(texts.height, desc=desc, unit="texts", enabled=progress) as bar:
+        for start in range(0, texts.height, chunk):
+            part = texts.slice(start, chunk)
+            store(part)
+            bar.update(part.height)
+    return {"embedded": texts.height, "forward_passes": encoder.n_forward - before}
 
 
 def ensure_embeddings(
     warehouse: str | None, encoder, ids: pl.Series, *, chunk: int = 2048, progress: bool = False
 ) -> dict:
     """Embed every text among `ids` that the cache lacks, once; short write transactions per
-    chunk so readers are never locked out for long."""
-    from tqdm.auto import tqdm
-
+    chunk so readers are never locked out for long: {embedded, cached, forward_passes}."""
     with reader(warehouse) as con:
         missing = sql.missing_embeddings(con, encoder.encoder_id, ids)
-        texts = sql.texts(con, missing)
-    before = encoder.n_forward
-    bar = tqdm(
-        total=texts.height,
-        desc="embedding texts",
-        unit="text",
-        disable=not progress or texts.height == 0,
-    )
-    for start in range(0, texts.height, chunk):
-        part = texts.slice(start, chunk)
+
+    def store(part: pl.DataFrame) -> None:
         matrix = encoder.encode(part["text"].to_list()).numpy()
         with transaction(warehouse) as con:
             sql.store_embeddings(con, encoder.encoder_id, part["text_id"].to_list(), matrix)
-        bar.update(part.height)
-    bar.close()
-    return {
-        "embedded": texts.height,
-        "cached": ids.n_unique() - texts.height,
-        "forward_passes": encoder.n_forward - before,
-    }
+
+    stats = _fill_cache(
+        warehouse, missing, encoder, store, chunk=chunk, progress=progress, desc="embedding texts"
+    )
+    return stats | {"cached": ids.n_unique() - stats["embedded"]}
+
+
+def token_state_cache(warehouse: str | None, scorer: LateInteractionRewardModel) -> TokenStateCache:
+    """The token-state cache of the scorer's encoder, in the warehouse's data folder."""
+    return scorer.cache(warehouse_path(warehouse).parent / TOKEN_STATES_DIR)
+
+
+def ensure_token_states(
+    warehouse: str | None,
+    scorer: LateInteractionRewardModel,
+    ids: pl.Series,
+    *,
+    chunk: int = 512,
+    progress: bool = False,
+) -> dict:
+    """Token states of every text among `ids` that the cache lacks, computed once and
+    appended per chunk: {embedded, cached, forward_passes}."""
+    cache = token_state_cache(warehouse, scorer)
+
+    def store(part: pl.DataFrame) -> None:
+        cache.add(part["text_id"].to_list(), scorer.states(part["text"].to_list()))
+
+    stats = _fill_cache(
+        warehouse,
+        cache.missing(ids),
+        scorer.encoder,
+        store,
+        chunk=chunk,
+        progress=progress,
+        desc="token states",
+    )
+    return stats | {"cached": ids.n_unique() - stats["embedded"]}
+
+
+def cached_token_states(
+    warehouse: str | None, scorer: LateInteractionRewardModel, ids: pl.Series
+) -> tuple[dict[str, int], TokenStates]:
+    """(text id -> row, states) of cached token states for `ids`."""
+    return token_state_cache(warehouse, scorer).load(ids)
 
 
 def cached_embeddings(
@@ -133,6 +189,15 @@ def score_missing(
             emb[embedding_rows(index, todo["prompt_id"])],
             emb[embedding_rows(index, todo["response_id"])],
         )
+    elif isinstance(scorer, LateInteractionRewardModel):
+        index, states = cached_token_states(
+            warehouse, scorer, pl.concat([todo["prompt_id"], todo["response_id"]])
+        )
+        scores = scorer.score_states(
+            states,
+            embedding_rows(index, todo["prompt_id"]),
+            embedding_rows(index, todo["response_id"]),
+        )
     else:
         text = texts_of(warehouse, pl.concat([todo["prompt_id"], todo["response_id"]]))
         scores = scorer.score(
@@ -150,15 +215,37 @@ def score_combos(
     with reader(warehouse) as con:
         cached = sql.cached_values(con, "rm_scores", scorer.model_id, scorer.revision, combos)
     todo = combos.join(cached, on=["prompt_id", "response_id"], how="anti")
-    if todo.height and isinstance(scorer, EmbedHeadRewardModel):
-        ensure_embeddings(
-            warehouse, scorer.encoder, pl.concat([todo["prompt_id"], todo["response_id"]]).unique()
-        )
+    if todo.height:
+        ensure_inputs(warehouse, scorer, pl.concat([todo["prompt_id"], todo["response_id"]]))
     fresh = score_missing(scorer, encoder_id, todo, warehouse)
     if fresh.height:
         with transaction(warehouse) as con:
             sql.store_values(con, "rm_scores", scorer.model_id, scorer.revision, fresh)
     return pl.concat([cached, fresh.select(cached.columns)])
+
+
+def ensure_inputs(
+    warehouse: str | None,
+    scorer: RewardScorer,
+    ids: pl.Series,
+    *,
+    embeddings: bool = False,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """Cache what the scorer reads per text (embeddings for embed-head, token states for
+    late-interaction), plus embeddings when `embeddings` (for `embedding` weights):
+    {embedded, cached, forward_passes} summed over both caches."""
+    ids = ids.unique()
+    parts = []
+    if isinstance(scorer, LateInteractionRewardModel):
+        parts.append(ensure_token_states(warehouse, scorer, ids, progress=progress))
+    if embeddings or isinstance(scorer, EmbedHeadRewardModel):
+        parts.append(
+            ensure_embeddings(warehouse, encoder_of(scorer, device), ids, progress=progress)
+        )
+    keys = ("embedded", "cached", "forward_passes")
+    return {k: sum(p[k] for p in parts) for k in keys}
 
 
 def lookup_scores(table: pl.DataFrame, prompt_ids, response_ids) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The train stage: a curated set (or a whole split) -> a reward model saved in Hugging Face
 format with a model card, registered in `models`.
 
-Data is loaded by reference inside the stage: the embedding head needs only ids, labels and
-weights (its inputs are cached embeddings), the joint model the texts.
+Data is loaded by reference inside the stage: the embedding head and the late-interaction
+head need only ids, labels and weights (their inputs are cached embeddings or token states),
+the joint model the texts.
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ from rmcore.decomposition.scoring import embedding_rows
 from rmcore.errors import InvalidArgument, OutputExists
 from rmcore.models.base import pick_device
 from rmcore.names import check_name, inside, publish
-from rmcore.stages.scores import cached_embeddings, ensure_embeddings, load_encoder
+from rmcore.stages.scores import (
+    cached_embeddings,
+    cached_token_states,
+    ensure_embeddings,
+    ensure_token_states,
+    load_encoder,
+)
 from rmcore.training import (
     EmbedPairs,
+    StatePairs,
     TextPairs,
     TrainResult,
     save_trained,
     train_embed_head,
     train_joint,
+    train_late_interaction,
 )
 from warehouse import catalog, models
 from warehouse import curation as cur
@@ -46,6 +55,7 @@ class TrainingData:
     curated_set_id: int | None
     rule: str
     augment: str | None
+    lineage: dict  # for the model card: dataset and set as name@version, scoring run, filter
 
     @property
     def method(self) -> str:
@@ -85,6 +95,14 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             set_id, rule, augment = None, "uniform", None
             train = pairs(con, dataset_id, spec.split)
         val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
+        lineage = {
+            "dataset": catalog.label(con, "dataset", dataset_id),
+            "curated_set": catalog.label(con, "curated set", set_id) if set_id else None,
+            "split": None if set_id else spec.split,
+            "predicate": row["predicate"] if set_id else None,
+            "scoring_run_id": row["scoring_run_id"] if set_id else None,
+            "rule": rule,
+        }
     if train.height == 0:
         source = (
             f"curated set {spec.curated_set!r}" if spec.curated_set else f"split {spec.split!r}"
@@ -99,6 +117,7 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
         curated_set_id=set_id,
         rule=rule,
         augment=augment,
+        lineage=lineage | {"validation_split": spec.val_split if val is not None else None},
     )
 
 
@@ -120,6 +139,21 @@ def embed_pairs(warehouse: str | None, encoder, frame: pl.DataFrame) -> EmbedPai
     )
 
 
+def state_pairs(warehouse: str | None, scorer, frame: pl.DataFrame) -> StatePairs:
+    """Cached (or freshly computed and cached) token states of a frame's texts, as rows."""
+    ids = pl.concat([frame["prompt_id"], frame["chosen_id"], frame["rejected_id"]]).unique()
+    ensure_token_states(warehouse, scorer, ids)
+    index, states = cached_token_states(warehouse, scorer, ids)
+    return StatePairs(
+        states,
+        embedding_rows(index, frame["prompt_id"]),
+        embedding_rows(index, frame["chosen_id"]),
+        embedding_rows(index, frame["rejected_id"]),
+        _tensor(frame, "label"),
+        _tensor(frame, "weight"),
+    )
+
+
 def text_pairs(frame: pl.DataFrame) -> TextPairs:
     return TextPairs(
         frame["prompt"].to_list(),
@@ -131,7 +165,8 @@ def text_pairs(frame: pl.DataFrame) -> TextPairs:
 
 
 def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResult:
-    """Train the embed-head (on cached embeddings) or fine-tune a joint HF model."""
+    """Train the embed-head (on cached embeddings), the late-interaction head (on cached token
+    states) or fine-tune a joint HF model."""
     config = spec.config
     device = str(pick_device(config.device))
     if spec.backend == "embed-head":
@@ -146,6 +181,16 @@ def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResu
                 HeadConfig(dim=encoder.dim, hidden=spec.head_hidden, encoder_id=encoder.encoder_id)
             )
         return train_embed_head(head, train, val, config)
+    if spec.backend == "late-interaction":
+        from rmcore.models.late_interaction import LateInteractionRewardModel, new_head
+
+        encoder = load_encoder(spec.base_model, device)
+        scorer = LateInteractionRewardModel(
+            encoder, new_head(encoder, seed=config.seed, hidden=spec.head_hidden)
+        )
+        train = state_pairs(warehouse, scorer, data.train)
+        val = state_pairs(warehouse, scorer, data.val) if data.val is not None else None
+        return train_late_interaction(scorer.head, train, val, config)
     from rmcore.models.joint import JointRewardModel
 
     model = JointRewardModel.load(spec.base_model, device=device)
@@ -204,6 +249,7 @@ def fit_reward_model(
         "name": name,
         "backend": spec.backend,
         "config_digest": spec.digest(),
+        "training_data": data.lineage,
     }
     publish(path, lambda tmp: save_trained(tmp, result, card=card), replace=overwrite, kind="model")
     revision = hashlib.sha256(

@@ -1,19 +1,20 @@
-"""Weighted soft-label Bradley-Terry training for rmcurate's two reward models.
+"""Weighted soft-label Bradley-Terry training for rmcurate's three reward models.
 
     config = TrainConfig(epochs=3, lr=2e-5, batch_size=16)
-    result = train_joint(model, train_pairs, val_pairs, config)   # or train_embed_head(head, ...)
+    result = train_joint(model, train_pairs, val_pairs, config)   # or train_embed_head / train_late_interaction
     save_trained("runs/rm-1", result, card={"curated_set": "...", "rule": "..."})
 
 The loss is METHOD.md's prioritized BT loss sum_i a_i CE_i / sum_i a_i (see ``bt_loss``).
 This package is the one entry point (``from rmcore.training import ...``); its modules hold one
 idea each: loss, config (options and their defaults, ``default_lr`` per backend), spec (what
-decides a trained model), loop, the two trainers and saving.
+decides a trained model), loop, the three trainers and saving.
 """
 
 from rmcore.config import BACKENDS, BUNDLED_BASE, LEARNING_RATES, ModelSpec, TrainConfig, default_lr
-from rmcore.training.config import EmbedPairs, TextPairs, TrainResult
+from rmcore.training.config import EmbedPairs, StatePairs, TextPairs, TrainResult
 from rmcore.training.embed import train_embed_head
 from rmcore.training.joint import train_joint
+from rmcore.training.late import train_late_interaction
 from rmcore.training.loss import bt_loss, pair_accuracy, soft_bt_nll
 from rmcore.training.save import save_trained
 
@@ -23,6 +24,7 @@ __all__ = [
     "LEARNING_RATES",
     "EmbedPairs",
     "ModelSpec",
+    "StatePairs",
     "TextPairs",
     "TrainConfig",
     "TrainResult",
@@ -33,4 +35,5 @@ __all__ = [
     "soft_bt_nll",
     "train_embed_head",
     "train_joint",
+    "train_late_interaction",
 ]

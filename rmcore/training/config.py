@@ -1,4 +1,4 @@
-"""Training options, the two pair containers and the result record."""
+"""The pair containers of the three trainers and the result record."""
 
 from __future__ import annotations
 
@@ -40,6 +40,28 @@ class EmbedPairs:
 
     def __len__(self) -> int:
         return self.e_x.shape[0]
+
+
+@dataclass
+class StatePairs:
+    """Rows of prompt, chosen and rejected response (N,) each into one table of per-text
+    token states (the late-interaction backend's input)."""
+
+    states: Any  # rmcore.models.token_states.TokenStates of the distinct texts
+    x: Tensor
+    w: Tensor
+    l: Tensor  # noqa: E741 (the METHOD.md name of the rejected response)
+    label: Tensor  # (N,) P(chosen preferred)
+    weight: Tensor  # (N,) priority a_i
+
+    def __post_init__(self) -> None:
+        n = self.x.shape[0]
+        if self.w.shape != (n,) or self.l.shape != (n,):
+            raise ValueError("x, w and l must have the same shape (N,)")
+        _check_labels_weights(self.label, self.weight, n)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
 
 
 @dataclass

@@ -6,14 +6,12 @@ a batch is an index into them and chosen/rejected go through the head in one cal
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import Tensor, nn
 
 from rmcore.config import TrainConfig
 from rmcore.training.config import EmbedPairs, TrainResult
-from rmcore.training.loop import PairForward, evaluate, fit, seeded
+from rmcore.training.loop import PairForward, fit_head
 
 
 def _pair_forward(head: nn.Module, pairs: EmbedPairs, device: torch.device) -> PairForward:
@@ -32,33 +30,7 @@ def train_embed_head(
     head: nn.Module, train: EmbedPairs, val: EmbedPairs | None, config: TrainConfig
 ) -> TrainResult:
     """Fit ``head`` (a RewardHead: forward(e_x (N, D), e_y (N, D)) -> (N,)) in place."""
-    start = time.perf_counter()
     device = config.resolve_device()
-    head.to(device)
-    validate = None
-    if val is not None:
-        val_forward = _pair_forward(head, val, device)
-
-        def validate() -> dict[str, float]:
-            return evaluate(head, val_forward, val.label, val.weight, config, device)
-
-    with seeded(config.seed, device):
-        outcome = fit(
-            head,
-            _pair_forward(head, train, device),
-            train.label,
-            train.weight,
-            config,
-            device,
-            validate=validate,
-            desc="embed-head",
-        )
-    head.eval()
-    return TrainResult(
-        model=head,
-        config=config,
-        history=outcome.history,
-        metrics=outcome.metrics,
-        seconds=time.perf_counter() - start,
-        samples_per_second=outcome.metrics["train_pairs_per_second"],
+    return fit_head(
+        head, lambda pairs: _pair_forward(head, pairs, device), train, val, config, "embed-head"
     )

@@ -1,4 +1,4 @@
-"""The optimizer loop shared by both trainers.
+"""The optimizer loop shared by every trainer.
 
 A trainer only supplies a *pair forward*: pair indices (B,) -> rewards of chosen and rejected
 (B,), (B,). Everything else (shuffling, gradient accumulation with exact weight normalization,
@@ -12,12 +12,14 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from rmcore.config import TrainConfig
+from rmcore.progress import Progress
+from rmcore.training.config import TrainResult
 from rmcore.training.loss import bt_loss, pair_accuracy
 
 PairForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # idx (B,) -> r_w (B,), r_l (B,)
@@ -145,9 +147,9 @@ def fit(
     history: list[dict[str, float]] = []
     best_loss, best_state, bad_epochs = math.inf, None, 0
     step, pairs_seen, loop_seconds = 0, 0, 0.0
-    bar = tqdm(total=total_steps, desc=desc, disable=not config.progress, leave=False)
+    bar = Progress(total_steps, desc=desc, unit="steps", enabled=config.progress)
     module.train()
-    for epoch in range(epochs):
+    for _ in range(epochs):
         t0 = time.perf_counter()
         # Running sums stay on the device; one sync per log line, not per step.
         loss_sum = torch.zeros((), device=device)
@@ -187,18 +189,20 @@ def fit(
             step += 1
             epoch_steps += 1
             pairs_seen += len(step_idx)
-            bar.update(1)
-            if config.progress and step % 10 == 0:
-                bar.set_postfix(
+            if config.progress and step % 10 == 0:  # one device sync per 10 steps
+                bar.update(
                     loss=f"{(loss_sum / epoch_steps).item():.4f}",
                     acc=f"{(correct / counted.clamp_min(1)).item():.3f}",
                 )
+            else:
+                bar.update()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         loop_seconds += time.perf_counter() - t0
         record = {
-            "epoch": float(epoch + 1),
+            "epoch": step / steps_per_epoch,  # fractional: 5 of 31 steps is 0.16, not 1
             "step": float(step),
+            "steps_per_epoch": float(steps_per_epoch),
             "lr": schedule.get_last_lr()[0],
             "train_loss": (loss_sum / max(1, epoch_steps)).item(),
             "train_accuracy": (correct / counted.clamp_min(1)).item(),
@@ -212,7 +216,7 @@ def fit(
             else:
                 bad_epochs += 1
         history.append(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "acc" in k})
+        bar.update(0, **{k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "acc" in k})
         if (
             config.early_stopping_patience is not None
             and bad_epochs >= config.early_stopping_patience
@@ -225,3 +229,46 @@ def fit(
         metrics = dict(min(history, key=lambda r: r["val_loss"]))
     metrics["train_pairs_per_second"] = pairs_seen / max(loop_seconds, 1e-9)
     return FitOutcome(history, metrics, loop_seconds, pairs_seen)
+
+
+def fit_head(
+    head: nn.Module,
+    make_forward: Callable[[Any], PairForward],
+    train: Any,
+    val: Any | None,
+    config: TrainConfig,
+    desc: str,
+) -> TrainResult:
+    """Fit a head on a frozen encoder's cached per-text inputs, in place. ``train``/``val``
+    are pair containers with ``label`` and ``weight``; ``make_forward(pairs)`` is the pair
+    forward over them (the one part in which the embed-head and late-interaction differ)."""
+    start = time.perf_counter()
+    device = config.resolve_device()
+    head.to(device)
+    validate = None
+    if val is not None:
+        val_forward = make_forward(val)
+
+        def validate() -> dict[str, float]:
+            return evaluate(head, val_forward, val.label, val.weight, config, device)
+
+    with seeded(config.seed, device):
+        outcome = fit(
+            head,
+            make_forward(train),
+            train.label,
+            train.weight,
+            config,
+            device,
+            validate=validate,
+            desc=desc,
+        )
+    head.eval()
+    return TrainResult(
+        model=head,
+        config=config,
+        history=outcome.history,
+        metrics=outcome.metrics,
+        seconds=time.perf_counter() - start,
+        samples_per_second=outcome.metrics["train_pairs_per_second"],
+    )

@@ -8,7 +8,10 @@ One module per job:
 - `context`: the committed config in `warehouse/gx/` (suite, datasource, checkpoint), copied
   into a runtime context next to the warehouse (`runtime_dir`), opened once per process;
 - `docs`: Data Docs pointed at the caller's reports folder, with the template-cache fix;
-- `validate`: `validate_pairs`, one batch in, one `DQOutcome` out.
+- `audit`: the report a person reads, one self-contained page per validation (GX's Data Docs
+  need CDNs for their styles and scripts, so offline they show no status), and its index;
+- `validate`: `validate_pairs`, one batch in, one `DQOutcome` out (its `report_path` is the
+  audit page).
 
 Design choices (facts observed with GX 1.24):
 - Batches are validated as pandas DataFrames: GX's SQL datasource over DuckDB
@@ -44,7 +47,9 @@ from warehouse.quality.context import CONTEXT_DIR, runtime_dir, sync_context
 from warehouse.quality.suite import (
     COLUMNS,
     ID_COLUMNS,
+    IS_PROMPT,
     MIN_NON_TIE_FRACTION,
+    STARTS_WITH_PROMPT,
     SUITE_NAME,
     TEXT_COLUMNS,
     TIE,
@@ -63,7 +68,9 @@ __all__ = [
     "COLUMNS",
     "CONTEXT_DIR",
     "ID_COLUMNS",
+    "IS_PROMPT",
     "MIN_NON_TIE_FRACTION",
+    "STARTS_WITH_PROMPT",
     "SUITE_NAME",
     "TEXT_COLUMNS",
     "TIE",

@@ -87,7 +87,7 @@ def site_config(reports_dir: Path) -> dict[str, Any]:
     }
 
 
-def report_path(
+def data_docs_page(
     context: AbstractDataContext, result_id: ValidationResultIdentifier, reports_dir: Path | None
 ) -> Path | None:
     """The validation's own page; the site index if GX cannot locate it."""

@@ -36,6 +36,28 @@ TIE = 0.5
 # A batch where fewer than 1% of pairs prefer one side carries almost no signal.
 MIN_NON_TIE_FRACTION = 0.01
 _SAME_IDS = "(chosen_id == rejected_id) | (chosen_id.isna() & rejected_id.isna())"
+# Derived columns, computed from the texts before validation (GX has no column-pair "starts
+# with"): whether a response is its prompt, and whether one begins with it (the
+# UltraFeedback-binarized bug: the prompt copied into both responses).
+IS_PROMPT, STARTS_WITH_PROMPT = "response_is_prompt", "response_starts_with_prompt"
+DERIVED_COLUMNS: dict[str, type[pl.DataType]] = {
+    IS_PROMPT: pl.Boolean,
+    STARTS_WITH_PROMPT: pl.Boolean,
+}
+# A response may open by repeating a short prompt ("Hello" -> "Hello! ..."): on 16,055 real
+# AlpacaEval pairs 9 (0.06%) do and none equals its prompt; a copied prompt is 100%.
+MAX_STARTS_WITH_PROMPT = 0.01
+
+
+def with_derived(df: pl.DataFrame) -> pl.DataFrame:
+    """The batch with the derived columns the suite checks."""
+    prompt, responses = pl.col("prompt"), (pl.col("chosen"), pl.col("rejected"))
+    return df.with_columns(
+        pl.any_horizontal(r == prompt for r in responses).fill_null(False).alias(IS_PROMPT),
+        pl.any_horizontal(r.str.starts_with(prompt) for r in responses)
+        .fill_null(False)
+        .alias(STARTS_WITH_PROMPT),
+    )
 
 
 def pairs_expectations() -> list[Expectation]:
@@ -45,7 +67,7 @@ def pairs_expectations() -> list[Expectation]:
     max_chars = {"$PARAMETER": "max_chars"}
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(COLUMNS), exact_match=True),
+        gxe.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, *DERIVED_COLUMNS], exact_match=True),
         *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in COLUMNS),
         *(gxe.ExpectColumnValuesToMatchRegex(column=c, regex=SHA256_HEX) for c in ID_COLUMNS),
         *(
@@ -68,6 +90,10 @@ def pairs_expectations() -> list[Expectation]:
             column="label", value_set=[TIE], mostly=MIN_NON_TIE_FRACTION
         ),
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        gxe.ExpectColumnValuesToBeInSet(column=IS_PROMPT, value_set=[False]),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=STARTS_WITH_PROMPT, value_set=[False], mostly=1 - MAX_STARTS_WITH_PROMPT
+        ),
         # Not unique: one source row may yield several pairs (multi-completion formats).
         gxe.ExpectColumnValuesToBeBetween(column="source_row", min_value=0),
     ]

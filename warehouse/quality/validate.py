@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from rmcore.config import IngestConfig
+from warehouse.quality.audit import checks, write_audit
 from warehouse.quality.context import CONTEXT_DIR, LOCK, Gate, gate
-from warehouse.quality.docs import report_path
-from warehouse.quality.suite import SUITE_NAME
+from warehouse.quality.docs import data_docs_page
+from warehouse.quality.suite import SUITE_NAME, with_derived
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
 
 # Long texts in unexpected-value samples would bloat `dq_runs.result`.
 _MAX_RESULT_STR = 200
@@ -40,7 +38,7 @@ class DQOutcome:
     n_failed: int
     statistics: dict[str, Any]
     result_json: dict[str, Any]
-    report_path: Path | None
+    report_path: Path  # the audit page (`audit.write_audit`)
     failed: list[str]
 
 
@@ -70,13 +68,6 @@ def run_name(batch_name: str) -> str:
     return f"{safe[: _MAX_RUN_NAME - _HASH_CHARS - 1]}-{tag}"
 
 
-def _expectation_name(config: ExpectationConfiguration) -> str:
-    """`expect_x[column]`: readable, and stable enough to match on in tests and SQL."""
-    kwargs = config.kwargs
-    target = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
-    return f"{config.type}[{target}]" if target else config.type
-
-
 def _truncate(obj: Any) -> Any:
     """Shorten long strings (sampled texts) anywhere in a JSON-like structure."""
     if isinstance(obj, str):
@@ -89,10 +80,22 @@ def _truncate(obj: Any) -> Any:
 
 
 def _outcome(
-    result: ExpectationSuiteValidationResult, n_expectations: int, report: Path | None
+    result: ExpectationSuiteValidationResult,
+    *,
+    n_expectations: int,
+    batch_name: str,
+    reports_dir: Path,
+    data_docs: Path | None,
 ) -> DQOutcome:
     stats = dict(result.statistics)
-    failed = [_expectation_name(r.expectation_config) for r in result.results if not r.success]
+    result_json = _truncate(result.to_json_dict())
+    report = write_audit(
+        result_json,
+        batch_name=batch_name,
+        run_name=run_name(batch_name),
+        reports_dir=reports_dir,
+        data_docs_page=data_docs,
+    )
     return DQOutcome(
         suite=result.suite_name,
         success=bool(result.success),
@@ -100,9 +103,9 @@ def _outcome(
         n_evaluated=int(stats["evaluated_expectations"]),
         n_failed=int(stats["unsuccessful_expectations"]),
         statistics=stats,
-        result_json=_truncate(result.to_json_dict()),
+        result_json=result_json,
         report_path=report,
-        failed=failed,
+        failed=[c.expectation for c in checks(result_json) if not c.success],
     )
 
 
@@ -113,13 +116,18 @@ def _run(
 
     opened.point_docs_at(reports_dir)
     checkpoint_result = opened.checkpoint.run(
-        batch_parameters={"dataframe": df.to_pandas()},
+        batch_parameters={"dataframe": with_derived(df).to_pandas()},
         expectation_parameters={"max_chars": max_chars},
         run_id=RunIdentifier(run_name=run_name(batch_name)),
     )
     ((result_id, result),) = checkpoint_result.run_results.items()
-    report = report_path(opened.context, result_id, opened.reports_dir)
-    return _outcome(result, opened.n_expectations, report)
+    return _outcome(
+        result,
+        n_expectations=opened.n_expectations,
+        batch_name=batch_name,
+        reports_dir=reports_dir,
+        data_docs=data_docs_page(opened.context, result_id, opened.reports_dir),
+    )
 
 
 def validate_pairs(
@@ -131,7 +139,8 @@ def validate_pairs(
     max_chars: int = IngestConfig.max_chars,
     context_dir: Path | None = None,
 ) -> DQOutcome:
-    """Validate one ingested batch and render its Data Docs page under `reports_dir`.
+    """Validate one ingested batch; write its audit page (`audit`, the report) and its Data
+    Docs page under `reports_dir`.
 
     The suite comes from the committed config in `context_dir` (default: the package's
     `warehouse/gx/`, only read); GX runs in `runtime_dir` (see `context.runtime_dir`) and
