@@ -616,6 +616,64 @@ def test_native_schema_is_stored_as_documented(case, tmp_path, warehouse_file):
         assert provenance[row]["rejected_model"] == rejected_model
 
 
+def _tree(tree_id: str, rows: list[dict]) -> dict:
+    """Flat oasst rows nested as one line of the `*.trees.jsonl` export: each message with
+    its `replies`, the tree's id and state on the outer object only."""
+    nodes = {
+        r["message_id"]: {k: v for k, v in r.items() if k not in ("message_tree_id", "tree_state")}
+        | {"replies": []}
+        for r in rows
+    }
+    for r in rows:
+        if r["parent_id"] is not None:
+            nodes[r["parent_id"]]["replies"].append(nodes[r["message_id"]])
+    root = next(nodes[r["message_id"]] for r in rows if r["parent_id"] is None)
+    return {
+        "message_tree_id": tree_id,
+        "tree_state": "ready_for_export",
+        "prompt": root,
+        "origin": None,
+    }
+
+
+OASST_TREES = [
+    _tree("t1", OASST[:9]),  # 0: the flat case's thread, nested (its m10 reply is unranked)
+    _tree(  # 1: no ranks at all
+        "t2",
+        [
+            _oasst("n1", None, "prompter", "Say hi."),
+            _oasst("n2", "n1", "assistant", "Hi."),
+            _oasst("n3", "n1", "assistant", "Hello."),
+        ],
+    ),
+    _tree("t3", [_oasst("p1", None, "prompter", "Anyone there?")]),  # 2: no replies
+    {"message_tree_id": "t4", "tree_state": "ready_for_export", "prompt": "not a message"},
+]
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_oasst_trees_are_read_as_their_flat_messages(tmp_path, columnar):
+    """A tree line is one input row: stored with the pairs its flat messages give (the same
+    pairs, labels and prompts as the flat schema), or quarantined whole when no message in it
+    has ranked assistant siblings."""
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    path = tmp_path / "oasst.trees.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in OASST_TREES))
+    batch = build_batch(read_source(str(path), columnar=columnar))
+    assert batch.format == "oasst-trees"
+    assert batch.n_input == 4 and batch.n_rows_stored == 1 and batch.reconciles
+    reasons = dict(batch.quarantine.select("source_row", "reason").iter_rows())
+    assert reasons == {1: "no_preference", 2: "no_preference", 3: "wrong_type"}
+    got = batch.pairs.select("source_row", "prompt", "chosen", "rejected", "label").rows()
+    flat = CASES["oasst"][3]
+    assert sorted(got) == sorted((0, *flat[row]) for row in (1, 5))
+    assert (0, *flat[5]) in got  # the thread up to the parent; rank 0 over rank 1, label 0.75
+    parents = {json.loads(p)["parent_id"] for p in batch.pairs["provenance"]}
+    assert parents == {"m1", "m5"}
+
+
 def test_metadata_stays_in_provenance(tmp_path, warehouse_file):
     path = tmp_path / "arena.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ARENA))

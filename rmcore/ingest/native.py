@@ -36,7 +36,7 @@ import polars as pl
 
 from rmcore.config import IngestConfig
 from rmcore.errors import FormatError
-from rmcore.ingest.sources import RawRecords
+from rmcore.ingest.sources import ParsedRows, RawRecords
 from rmcore.ingest.typed import first_failure, typed_frame
 
 TEXT, NUMBER = pl.String, pl.Float64
@@ -83,6 +83,8 @@ class Schema:
     group: Callable[[pl.DataFrame, Options], pl.DataFrame] | None = field(default=None, repr=False)
     one_of: frozenset[str] = frozenset()  # detection also needs one of these keys
     absent: frozenset[str] = frozenset()  # ... and none of these
+    # nested records read as the rows of another schema (see "message trees" below)
+    flattened_as: str | None = None
 
     def matches(self, keys: set[str]) -> bool:
         return (
@@ -552,6 +554,100 @@ def _oasst_groups(df: pl.DataFrame, _: Options) -> pl.DataFrame:
     return _group_frame(grouped, render_messages(pl.col("thread")), extras)
 
 
+# ----------------------------------------------------------------------------- message trees
+# The oasst1 `*.trees.jsonl` export nests a tree's messages (`prompt`, each with its `replies`)
+# in one line. The lines are flattened into the flat message rows and read by the flat schema
+# (one implementation of the pairs); an input row is a tree line: stored when any of its
+# messages' replies make a pair, else quarantined with the reason of its first rejected
+# message or group (a tree without ranked assistant siblings is `no_preference`).
+_OASST = ("message_id", "parent_id", "role", "text", "rank", "model_name", "message_tree_id")
+_NO_REPLIES = ("no_preference", "no message in the tree has two ranked assistant replies")
+
+
+def _tree_messages(tree: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """The messages of one tree as flat rows (parent ids from the nesting), or why the tree
+    cannot be flattened. Iterative: a deep tree costs no recursion."""
+    root = tree.get("prompt")
+    if root is None:
+        return [], "field 'prompt' is missing or null"
+    stack: list[tuple[Any, Any]] = [(root, None)]
+    rows = []
+    while stack:
+        node, parent = stack.pop()
+        if not isinstance(node, dict):
+            return [], "a message in the tree is not an object"
+        replies = node.get("replies") or []
+        if not isinstance(replies, list):
+            return [], "field 'replies' must be a list of messages"
+        row = {k: node.get(k) for k in _OASST[:-1]}
+        rows.append(row | {"parent_id": parent, "message_tree_id": tree["message_tree_id"]})
+        stack.extend((r, node.get("message_id")) for r in reversed(replies))
+    return rows, None
+
+
+def _flatten_trees(trees: pl.Series, raw: RawRecords) -> tuple[RawRecords, pl.Series, pl.DataFrame]:
+    """The messages of the `trees` (source rows) as flat rows, the tree of each message row,
+    and the trees that cannot be flattened as (source_row, reason, message)."""
+    messages: list[dict[str, Any]] = []
+    owner: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for i in trees.to_list():
+        rows, why = _tree_messages(raw.records[i])
+        if why is not None:
+            bad.append((i, "missing_field" if "missing" in why else "wrong_type", why))
+        messages += rows
+        owner += [i] * len(rows)
+    n = len(messages)
+    flat = RawRecords("jsonl", n, lambda: ParsedRows(messages, [None] * n, [None] * n, [None] * n))
+    unflattened = pl.DataFrame(
+        bad,
+        schema={"source_row": pl.Int64, "reason": pl.String, "message": pl.String},
+        orient="row",
+    )
+    return flat, pl.Series("_tree", owner, dtype=pl.Int64), unflattened
+
+
+def _per_tree(
+    pairs: pl.DataFrame, rejects: pl.DataFrame, tree: pl.Series, trees: pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pairs and rejects of message rows as those of the trees they came from: a tree with a
+    pair is stored, the others keep their first reject (or `_NO_REPLIES`)."""
+    pairs = pairs.with_columns(tree.gather(pairs["source_row"]).alias("source_row"))
+    rejects = rejects.with_columns(tree.gather(rejects["source_row"]).alias("source_row"))
+    fallback = pl.DataFrame({"source_row": trees}).with_columns(
+        pl.lit(_NO_REPLIES[0]).alias("reason"), pl.lit(_NO_REPLIES[1]).alias("message")
+    )
+    rejects = (
+        pl.concat([rejects.sort("source_row", maintain_order=True), fallback])
+        .filter(~pl.col("source_row").is_in(pairs["source_row"].unique().implode()))
+        .unique("source_row", keep="first", maintain_order=True)
+    )
+    return pairs, rejects
+
+
+def _extract_trees(
+    raw: RawRecords, schema: Schema, opts: Options, default_split: str
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """`extract` of a nested schema: its records flattened, read as `schema.flattened_as`."""
+    frame = typed_frame(raw, schema.fields, schema.required, schema.texts)
+    usable = pl.col("_reason").is_null()
+    trees = frame.filter(usable)["_row"]
+    failed = frame.filter(~usable).select(
+        pl.col("_row").alias("source_row"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_message").alias("message"),
+    )
+    flat, tree, unflattened = _flatten_trees(trees, raw)
+    pairs, rejects, _ = extract(flat, schema.flattened_as, opts, default_split)
+    pairs, rejects = _per_tree(pairs, rejects, tree, trees)
+    rejects = (
+        pl.concat([failed, unflattened, rejects])
+        .unique("source_row", keep="first", maintain_order=True)
+        .sort("source_row")
+    )
+    return pairs, rejects, frame.height
+
+
 _HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 
 
@@ -591,7 +687,17 @@ def _grouped(df: pl.DataFrame, opts: Options, _: dict) -> pl.DataFrame:
 
 # ----------------------------------------------------------------------------- the schemas
 def _schema(
-    name, source, fields, required, adapt, texts=None, keys=None, group=None, one_of=(), absent=()
+    name,
+    source,
+    fields,
+    required,
+    adapt,
+    texts=None,
+    keys=None,
+    group=None,
+    one_of=(),
+    absent=(),
+    flattened_as=None,
 ) -> Schema:
     """A schema detected by its keys (default: the required fields); its texts (left out of
     provenance) are the required fields that are not numbers, unless named."""
@@ -609,6 +715,7 @@ def _schema(
         group,
         frozenset(one_of),
         frozenset(absent),
+        flattened_as,
     )
 
 
@@ -678,23 +785,22 @@ SCHEMAS: dict[str, Schema] = {
         _schema(
             "oasst",
             "OpenAssistant/oasst1 (flat message rows)",
-            _typed(
-                (
-                    "message_id",
-                    "parent_id",
-                    "role",
-                    "text",
-                    "rank",
-                    "model_name",
-                    "message_tree_id",
-                ),
-                numbers=("rank",),
-            ),
+            _typed(_OASST, numbers=("rank",)),
             ("message_id", "role", "text"),
             _grouped,
             texts={"text"},
             keys={"message_id", "parent_id", "role", "text"},
             group=_oasst_groups,
+        ),
+        _schema(
+            "oasst-trees",
+            "OpenAssistant/oasst1 (message trees, *.trees.jsonl)",
+            _typed(("message_tree_id",)),
+            ("message_tree_id",),
+            _grouped,
+            texts={"message_tree_id", "prompt"},
+            keys={"message_tree_id", "prompt"},
+            flattened_as="oasst",
         ),
         _schema(
             "nectar",
@@ -781,12 +887,15 @@ def extract(
     """(candidate pairs, rejected rows, input rows) of a native schema: candidates in the batch
     builder's layout (source_row, prompt, chosen, rejected, label, split, provenance), rejects
     as (source_row, reason, message); the input rows of a grouped schema (groups and rows that
-    joined none; None for the others, whose input rows are the source's parsed rows)."""
+    joined none; the parsed lines of a nested one; None for the others, whose input rows are
+    the source's parsed rows)."""
     schema = SCHEMAS[fmt]
     if opts.preference not in PREFERENCES:
         raise FormatError(
             f"unknown preference {opts.preference!r}; expected one of {', '.join(PREFERENCES)}"
         )
+    if schema.flattened_as is not None:
+        return _extract_trees(raw, schema, opts, default_split)
     fields = schema.fields if isinstance(schema.fields, dict) else schema.fields(_found(raw), opts)
     frame = typed_frame(raw, fields, schema.required, schema.texts)
     usable = pl.col("_reason").is_null()
