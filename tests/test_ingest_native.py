@@ -674,6 +674,35 @@ def test_oasst_trees_are_read_as_their_flat_messages(tmp_path, columnar):
     assert parents == {"m1", "m5"}
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "stored"),
+    [
+        (("replies", 0, "replies", 0, "replies", 0, "text"), 5, True),  # m6: a wrong type
+        (("replies", 0, "rank"), "x", True),  # m2: its thread's later group loses its parent
+        (("replies", 1), "not a message", False),
+        (("replies",), "x", False),
+        ((), None, False),  # no prompt
+    ],
+)
+def test_a_broken_message_in_a_tree_reconciles(tmp_path, path, value, stored):
+    """A bad message drops out of its tree as it drops out of the flat rows; the tree line is
+    stored while another group still gives a pair, else quarantined: never lost."""
+    from rmcore.ingest.batch import build_batch
+    from rmcore.ingest.sources import read_source
+
+    tree = json.loads(json.dumps(OASST_TREES[0]))
+    node, *keys = ["prompt", *path]
+    parent, key = tree, node
+    for k in keys:
+        parent, key = parent[key], k
+    parent[key] = value
+    source = tmp_path / "oasst.trees.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in [tree, *OASST_TREES[1:]]))
+    batch = build_batch(read_source(str(source), columnar=False), fmt="oasst-trees")
+    assert batch.n_input == 4 and batch.reconciles
+    assert batch.n_rows_stored == int(stored)
+
+
 def test_metadata_stays_in_provenance(tmp_path, warehouse_file):
     path = tmp_path / "arena.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ARENA))
