@@ -564,21 +564,21 @@ _OASST = ("message_id", "parent_id", "role", "text", "rank", "model_name", "mess
 _NO_REPLIES = ("no_preference", "no message in the tree has two ranked assistant replies")
 
 
-def _tree_messages(tree: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The messages of one tree as flat rows (parent ids from the nesting), or why the tree
-    cannot be flattened. Iterative: a deep tree costs no recursion."""
+def _tree_messages(tree: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """The messages of one tree as flat rows (parent ids from the nesting), or (reason,
+    message) when the tree cannot be flattened. Iterative: a deep tree costs no recursion."""
     root = tree.get("prompt")
     if root is None:
-        return [], "field 'prompt' is missing or null"
+        return [], ("missing_field", "field 'prompt' is missing or null")
     stack: list[tuple[Any, Any]] = [(root, None)]
     rows = []
     while stack:
         node, parent = stack.pop()
         if not isinstance(node, dict):
-            return [], "a message in the tree is not an object"
+            return [], ("wrong_type", "a message in the tree is not an object")
         replies = node.get("replies") or []
         if not isinstance(replies, list):
-            return [], "field 'replies' must be a list of messages"
+            return [], ("wrong_type", "field 'replies' must be a list of messages")
         row = {k: node.get(k) for k in _OASST[:-1]}
         rows.append(row | {"parent_id": parent, "message_tree_id": tree["message_tree_id"]})
         stack.extend((r, node.get("message_id")) for r in reversed(replies))
@@ -594,7 +594,7 @@ def _flatten_trees(trees: pl.Series, raw: RawRecords) -> tuple[RawRecords, pl.Se
     for i in trees.to_list():
         rows, why = _tree_messages(raw.records[i])
         if why is not None:
-            bad.append((i, "missing_field" if "missing" in why else "wrong_type", why))
+            bad.append((i, *why))
         messages += rows
         owner += [i] * len(rows)
     n = len(messages)
