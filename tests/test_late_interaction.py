@@ -16,8 +16,8 @@ import torch
 from rmcore import demo
 from rmcore.config import IngestConfig, ModelSpec, ScoringConfig, TrainConfig
 from rmcore.evaluation.metrics import clustered_bootstrap_ci
-from rmcore.models.embed_head import dedupe
 from rmcore.models.encoder import load_encoder
+from rmcore.models.head import dedupe
 from rmcore.models.late_interaction import LateInteractionRewardModel, new_head
 from rmcore.models.loading import detect_backend, load_scorer
 from rmcore.models.token_states import TokenStateCache
@@ -131,13 +131,15 @@ def toy_warehouse(tmp_path) -> str:
 
 
 def score_stage(warehouse: str, model_path: str, **config: object) -> dict:
-    """The score stage's steps in order (plan, per-text inputs, shards, merge)."""
+    """The score stage's steps in order (plan, per-text inputs, shards, merge), with uniform
+    weights so the per-text counts are the token-state cache's alone (embedding weights, the
+    default, would add the embedding cache's)."""
     from rmcore.stages import score
 
     plan = score.plan_run(
         warehouse,
         dataset="toy",
-        config=ScoringConfig(shard_size=30, **config),
+        config=ScoringConfig(shard_size=30, weights="uniform", **config),
         model=model_path,
         device="cpu",
     )

@@ -28,8 +28,9 @@ from rmcore.models.base import (
     map_batches,
     pick_device,
 )
-from rmcore.models.embed_head import EmbedHeadRewardModel, HeadConfig, RewardHead, dedupe
+from rmcore.models.embed_head import EmbedHeadRewardModel, HeadConfig, RewardHead
 from rmcore.models.encoder import BUNDLED_ID, BUNDLED_SHA256, bundled_model_dir, load_encoder
+from rmcore.models.head import dedupe
 from rmcore.models.joint import JointRewardModel
 from rmcore.models.loading import detect_backend, load_scorer
 from rmcore.models.render import (

@@ -11,10 +11,8 @@ matters more than throughput.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import polars as pl
 import torch
 from torch import nn
 
@@ -65,16 +63,6 @@ class RewardHead(SavedHead):
         )
 
 
-def dedupe(texts: Sequence[str]) -> tuple[list[str], torch.Tensor]:
-    """Distinct texts (first-seen order) and the (N,) index of each input among them."""
-    s = pl.Series("t", list(texts), dtype=pl.String)
-    uniq = s.unique(maintain_order=True)
-    inverse = pl.DataFrame({"t": s}).join(
-        uniq.to_frame().with_row_index("i"), on="t", how="left", maintain_order="left"
-    )["i"]
-    return uniq.to_list(), torch.from_numpy(inverse.to_numpy().astype("int64"))
-
-
 class EmbedHeadRewardModel(HeadScorer):
     """RewardScorer: frozen `SentenceEncoder` + trainable `RewardHead` (identity and loading
     in `HeadScorer`; an unsaved head is `"bundled-head:<weights hash>"`)."""
@@ -102,20 +90,19 @@ class EmbedHeadRewardModel(HeadScorer):
             head = RewardHead(config)
         return cls(encoder, head.eval())
 
-    def score(
-        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    def score_texts(
+        self,
+        texts: list[str],
+        prompt_idx: torch.Tensor,
+        response_idx: torch.Tensor,
+        *,
+        progress: bool,
     ) -> torch.Tensor:
-        """(N,) rewards; every distinct text in the call is embedded exactly once."""
-        if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        n = len(prompts)
-        if n == 0:
-            return torch.empty(0)
-        texts, inverse = dedupe([*prompts, *responses])  # inverse: (2N,)
+        """Each distinct text embedded exactly once, then the head over the pairs."""
         emb = self.encoder.encode(
             texts, batch_size=self.encode_batch_size, progress=progress
         )  # (U, D)
-        return self.score_embeddings(emb[inverse[:n]], emb[inverse[n:]])
+        return self.score_embeddings(emb[prompt_idx], emb[response_idx])
 
     def score_embeddings(self, e_x: torch.Tensor, e_y: torch.Tensor) -> torch.Tensor:
         """(N, D), (N, D) -> (N,) float32 on CPU: the path for cached embeddings."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import polars as pl
 import torch
 from safetensors.torch import load_file, save, save_file
 from torch import nn
@@ -23,6 +25,16 @@ from rmcore.models.encoder import SentenceEncoder, encoder_from_id
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+
+
+def dedupe(texts: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+    """Distinct texts (first-seen order) and the (N,) index of each input among them."""
+    s = pl.Series("t", list(texts), dtype=pl.String)
+    uniq = s.unique(maintain_order=True)
+    inverse = pl.DataFrame({"t": s}).join(
+        uniq.to_frame().with_row_index("i"), on="t", how="left", maintain_order="left"
+    )["i"]
+    return uniq.to_list(), torch.from_numpy(inverse.to_numpy().astype("int64"))
 
 
 class SavedHead(nn.Module):
@@ -110,6 +122,29 @@ class HeadScorer:
 
     def describe_input(self) -> str:
         return self.head.describe_input()
+
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    ) -> torch.Tensor:
+        """(N,) rewards; the distinct texts of the call are found once (`score_texts`)."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        n = len(prompts)
+        if n == 0:
+            return torch.empty(0)
+        texts, inverse = dedupe([*prompts, *responses])  # inverse: (2N,)
+        return self.score_texts(texts, inverse[:n], inverse[n:], progress=progress)
+
+    def score_texts(
+        self,
+        texts: list[str],
+        prompt_idx: torch.Tensor,
+        response_idx: torch.Tensor,
+        *,
+        progress: bool,
+    ) -> torch.Tensor:
+        """(N,) rewards of pairs given as indices into distinct `texts`."""
+        raise NotImplementedError
 
     @classmethod
     def from_pretrained(

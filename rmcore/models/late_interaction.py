@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from rmcore.models.base import BatchBudget, map_batches
-from rmcore.models.embed_head import dedupe
 from rmcore.models.encoder import BUNDLED_ID, SentenceEncoder, load_encoder
 from rmcore.models.head import HeadScorer, SavedHead
 from rmcore.models.token_states import TokenStateCache, TokenStates, compute_token_states
@@ -194,17 +193,16 @@ class LateInteractionRewardModel(HeadScorer):
             root, self.encoder.encoder_id, max_length=self.max_length, dim=self.encoder.dim
         )
 
-    def score(
-        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    def score_texts(
+        self,
+        texts: list[str],
+        prompt_idx: torch.Tensor,
+        response_idx: torch.Tensor,
+        *,
+        progress: bool,
     ) -> torch.Tensor:
-        """(N,) rewards; every distinct text in the call goes through the encoder once."""
-        if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        n = len(prompts)
-        if n == 0:
-            return torch.empty(0)
-        texts, inverse = dedupe([*prompts, *responses])  # inverse: (2N,)
-        return self.score_states(self.states(texts), inverse[:n], inverse[n:], progress=progress)
+        """Each distinct text through the encoder once, then the head over the pairs."""
+        return self.score_states(self.states(texts), prompt_idx, response_idx, progress=progress)
 
     def score_states(
         self,
