@@ -147,9 +147,18 @@ def test_rrm_filter_keeps_only_pairs_the_reference_gets_wrong_or_is_unsure_of(sc
     from rmcore.stages.scores import lookup_scores, reference_scorer, score_combos
 
     wh = scored["wh"]
-    full = curate_flow(name="rrm-all", dataset="toy", augment="rrm", seed=4, warehouse=wh)
+    # Uncapped (the default cap of one augmented pair per original would bound both sets).
+    full = curate_flow(
+        name="rrm-all", dataset="toy", augment="rrm", rrm_cap=None, seed=4, warehouse=wh
+    )
     kept = curate_flow(
-        name="rrm-unsure", dataset="toy", augment="rrm", rrm_filter=True, seed=4, warehouse=wh
+        name="rrm-unsure",
+        dataset="toy",
+        augment="rrm",
+        rrm_filter=True,
+        rrm_cap=None,
+        seed=4,
+        warehouse=wh,
     )
     assert 0 < kept["n_augmented"] < full["n_augmented"]
     aug = pl.DataFrame(
