@@ -56,6 +56,21 @@ def test_free_gap_recovers_injected_length_bias(setup):
     assert results["converged"].all()
 
 
+def test_plan_draws_the_sample_of_the_ids_themselves():
+    """The plan samples on integer codes (memory at 1M pairs); the codes keep the ids' order,
+    so the prompts are those sampled on the id strings, also for own prompts outside the
+    pool (validation pairs under a training-split pool) and a pool smaller than M."""
+    from rmcore.decomposition.sampling import sample_prompts
+
+    pairs = demo_pairs(200, 40)
+    for pool, m in ((pairs["prompt_id"].head(300), 8), (pairs["prompt_id"].head(4), 6)):
+        plan = scoring.plan_prompts(pairs, pool, ScoringConfig(prompts_per_pair=m, seed=5))
+        direct = sample_prompts(pairs["prompt_id"].to_numpy(), pool.to_numpy(), m, 5)
+        assert plan["prompt_ids"].to_list() == direct.ids.tolist()
+        assert plan["prompt_mask"].to_list() == direct.mask.tolist()
+    assert not plan["prompt_mask"].list.all().all()  # the small pool padded some rows
+
+
 def test_synthetic_symmetric_prompt_effect_gives_exact_free_gap():
     pairs = demo_pairs(200, 0)
     config = ScoringConfig(prompts_per_pair=8, seed=3)
@@ -377,3 +392,26 @@ def test_models_loaded_by_concurrent_shard_threads_are_loaded_once_and_real(tmp_
         loaded = list(pool.map(lambda _: scores.load_lm(lm, "cpu"), range(8)))
     assert all(model is loaded[0] for model in loaded)
     assert {p.device.type for p in loaded[0].model.parameters()} == {"cpu"}
+
+
+def test_shard_score_files_are_stored_once_per_combination(tmp_path):
+    """The merge hands the shard files to DuckDB: a combination two shards both scored is
+    stored once, an empty shard file is fine, and merging again adds nothing."""
+    from warehouse import scoring as sql
+    from warehouse.connection import reader, transaction
+
+    schema = {"prompt_id": pl.Utf8, "response_id": pl.Utf8, "score": pl.Float64}
+    shards = ([("a", "x", 1.0), ("b", "y", 2.0)], [("a", "x", 1.0), ("c", "z", 3.0)], [])
+    paths = []
+    for i, rows in enumerate(shards):
+        paths.append(str(tmp_path / f"scores-{i}.parquet"))
+        pl.DataFrame(rows, schema=schema, orient="row").write_parquet(paths[-1])
+    wh = str(tmp_path / "data" / "warehouse.duckdb")
+    for _ in range(2):
+        with transaction(wh) as con:
+            sql.store_value_files(con, "rm_scores", "m", "r1", paths)
+            sql.store_value_files(con, "lm_logliks", "lm", "any", [])
+    with reader(wh) as con:
+        stored = con.execute("SELECT prompt_id, response_id, score FROM rm_scores ORDER BY ALL")
+        assert stored.fetchall() == [("a", "x", 1.0), ("b", "y", 2.0), ("c", "z", 3.0)]
+        assert con.execute("SELECT count(*) FROM lm_logliks").fetchone() == (0,)

@@ -138,15 +138,34 @@ def cached_values(
     )
 
 
+_VALUE_COLUMN = {"rm_scores": "score", "lm_logliks": "loglik"}
+
+
+def _store_query(table: str, source: str) -> str:
+    """INSERT OR IGNORE of (prompt_id, response_id, value) rows of `source` into `table`, one
+    row per key (shards of one run may each have scored the same combination)."""
+    value = _VALUE_COLUMN[table]
+    return (
+        f"INSERT OR IGNORE INTO {table} SELECT ?, ?, prompt_id, response_id, any_value({value})"
+        f" FROM {source} GROUP BY ALL"
+    )
+
+
 def store_values(
     con: duckdb.DuckDBPyConnection, table: str, model_id: str, revision: str, rows: pl.DataFrame
 ) -> None:
-    query = {
-        "rm_scores": "INSERT OR IGNORE INTO rm_scores SELECT ?, ?, prompt_id, response_id, any_value(score) FROM new_values GROUP BY ALL",
-        "lm_logliks": "INSERT OR IGNORE INTO lm_logliks SELECT ?, ?, prompt_id, response_id, any_value(loglik) FROM new_values GROUP BY ALL",
-    }[table]
     with registered(con, "new_values", rows):
-        con.execute(query, [model_id, revision])
+        con.execute(_store_query(table, "new_values"), [model_id, revision])
+
+
+def store_value_files(
+    con: duckdb.DuckDBPyConnection, table: str, model_id: str, revision: str, paths: list[str]
+) -> None:
+    """`store_values` of the rows of Parquet files, read and deduplicated by DuckDB itself:
+    concatenated in Python, a 1M-pair run's shard files (33.5M rows, 2.8M distinct) held
+    gigabytes (docs/RESULTS.md section 9)."""
+    if paths:
+        con.execute(_store_query(table, "read_parquet(?)"), [model_id, revision, paths])
 
 
 def find_run(con: duckdb.DuckDBPyConnection, run_key: str) -> RunRow | None:

@@ -25,15 +25,22 @@ def plan_prompts(pairs: pl.DataFrame, pool_ids: pl.Series, config: ScoringConfig
     """`pairs` plus `prompt_ids` (list of K ids, own first) and `prompt_mask` (list of K bools).
 
     Sampling is seeded and depends only on the pool and the pairs' order, so a resumed run
-    draws exactly the same prompts."""
+    draws exactly the same prompts. It runs on integer codes of the sorted ids (the codes keep
+    the ids' order, so the sample is the one the ids themselves would give) and the lists are
+    built by reshaping flat columns: at 1M pairs x 17 prompts, per-row Python lists of strings
+    cost gigabytes (docs/RESULTS.md section 9)."""
     pool = pool_ids.unique().sort()
+    universe = pl.concat([pool, pairs["prompt_id"]]).unique().sort()
     sample = sample_prompts(
-        pairs["prompt_id"].to_numpy(), pool.to_numpy(), config.prompts_per_pair, config.seed
+        universe.search_sorted(pairs["prompt_id"]).to_numpy(),
+        universe.search_sorted(pool).to_numpy(),
+        config.prompts_per_pair,
+        config.seed,
     )
-    return pairs.with_columns(
-        pl.Series("prompt_ids", sample.ids.tolist(), dtype=pl.List(pl.Utf8)),
-        pl.Series("prompt_mask", sample.mask.tolist(), dtype=pl.List(pl.Boolean)),
-    )
+    shape = sample.ids.shape
+    ids = universe.gather(sample.ids.ravel()).reshape(shape).cast(pl.List(pl.Utf8))
+    mask = pl.Series(sample.mask.ravel()).reshape(shape).cast(pl.List(pl.Boolean))
+    return pairs.with_columns(ids.alias("prompt_ids"), mask.alias("prompt_mask"))
 
 
 def long_form(plan: pl.DataFrame) -> pl.DataFrame:

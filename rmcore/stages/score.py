@@ -340,8 +340,8 @@ def merge_shards(
     times, `embed_forward_passes`) are stored with them."""
     files = plan.files
     results = pl.concat([pl.read_parquet(p) for p in files.existing(plan.n_shards, files.results)])
-    fresh = pl.concat([pl.read_parquet(p) for p in files.existing(plan.n_shards, files.scores)])
-    lm = [pl.read_parquet(p) for p in files.existing(plan.n_shards, files.lm)]
+    fresh = [str(p) for p in files.existing(plan.n_shards, files.scores)]
+    lm = [str(p) for p in files.existing(plan.n_shards, files.lm)]
     if results.height != plan.n_pairs:
         raise RuntimeError(
             f"shards hold {results.height} results for {plan.n_pairs} pairs; rerun to resume"
@@ -358,10 +358,8 @@ def merge_shards(
         "cache_hits": n_hits,
     }
     with transaction(warehouse) as con:
-        if fresh.height:
-            sql.store_values(con, "rm_scores", plan.model_id, plan.revision, fresh)
-        if lm:
-            sql.store_values(con, "lm_logliks", plan.config["lm"], "any", pl.concat(lm))
+        sql.store_value_files(con, "rm_scores", plan.model_id, plan.revision, fresh)
+        sql.store_value_files(con, "lm_logliks", plan.config["lm"], "any", lm)
         sql.store_pair_scores(con, plan.scoring_run_id, results)
         sql.finish_run(
             con, plan.scoring_run_id, n_combos=n_combos, n_cache_hits=n_hits, timings=timings
