@@ -97,7 +97,7 @@ def score_flow(
             "embedded_texts": emb["embedded"],
             "embed_forward_passes": emb["forward_passes"],
         }
-    if config.weights == "embedding":
+    if config.embedding_weights:
         plan.config["temperature"] = choose_temperature(warehouse, plan)
     start = time.perf_counter()
     if shard_deployment:

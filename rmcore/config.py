@@ -100,6 +100,12 @@ class ScoringConfig:
         if self.prompts_per_pair < 0 or self.shard_size < 1:
             raise InvalidArgument("prompts_per_pair must be >= 0 and shard_size >= 1")
 
+    @property
+    def embedding_weights(self) -> bool:
+        """Whether the run reads sentence embeddings for its weights: with M = 0 the own
+        prompt's weight is 1 whatever the method, so no embedding pass is owed for it."""
+        return self.weights == "embedding" and self.prompts_per_pair > 0
+
     def run_key(self, **identity: object) -> str:
         """The scoring run's identity: `digest` of the config plus the data and model identity."""
         return digest(**asdict(self), **identity)

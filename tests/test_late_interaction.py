@@ -139,7 +139,7 @@ def score_stage(warehouse: str, model_path: str, **config: object) -> dict:
     plan = score.plan_run(
         warehouse,
         dataset="toy",
-        config=ScoringConfig(shard_size=30, weights="uniform", **config),
+        config=ScoringConfig(**({"shard_size": 30, "weights": "uniform"} | config)),
         model=model_path,
         device="cpu",
     )
@@ -186,6 +186,10 @@ def test_trained_model_scores_through_shards_and_a_second_run_needs_no_encoder(
     assert third["timings"]["forward_passes"] > 0
     assert scorer.encoder.n_forward == encoder_before
     assert token_state_cache(toy_warehouse, scorer).index().height == third["prepared"]["cached"]
+    # M = 0 owes no embedding pass for `embedding` weights: the own prompt's weight is 1
+    own_only = score_stage(toy_warehouse, fitted["path"], prompts_per_pair=0, weights="embedding")
+    assert own_only["prepared"]["forward_passes"] == 0
+    assert own_only["timings"]["cache_hits"] == own_only["timings"]["combos"]
 
 
 def test_heldout_toy_keeps_test_prompts_and_responses_out_of_training() -> None:

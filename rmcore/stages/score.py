@@ -138,9 +138,7 @@ def plan_run(
             f"the prompt pool ({pool or dataset!r}, split {config.pool_split!r}) holds no prompts"
         )
     scorer = scores.load_model(model, dev)
-    needs_emb = (
-        scorer.backend in ("embed-head", "late-interaction") or config.weights == "embedding"
-    )
+    needs_emb = scorer.backend in ("embed-head", "late-interaction") or config.embedding_weights
     encoder_id = scores.encoder_of(scorer, dev).encoder_id if needs_emb else None
     run_key = config.run_key(
         dataset_id=dataset_id, pool_id=pool_id, model_id=scorer.model_id, revision=scorer.revision
@@ -214,7 +212,7 @@ def embed_texts(warehouse: str | None, plan: RunPlan, *, progress: bool = False)
         warehouse,
         scores.load_model(plan.model, plan.device),
         _text_ids(inputs),
-        embeddings=plan.config["weights"] == "embedding",
+        embeddings=plan.scoring_config.embedding_weights,
         device=plan.device,
         progress=progress,
     )
@@ -299,7 +297,7 @@ def score_shard(
     if config.weights == "lm":
         logliks = pl.concat([cached_ll, fresh_ll.select(cached_ll.columns)])
         log_w = scoring.lm_log_weights(inputs, logliks)
-    elif config.weights == "embedding":
+    elif config.embedding_weights:
         index, matrix = scores.cached_embeddings(warehouse, plan.encoder_id, _text_ids(inputs))
         temperature = choose_temperature(warehouse, plan)
         log_w = scoring.embedding_log_weights(inputs, index, matrix, temperature)
