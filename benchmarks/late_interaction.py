@@ -11,7 +11,8 @@ Three experiments, each a subcommand, each printing one JSON line per measuremen
   build the token-state cache (timed on its own), train one vanilla late-interaction model
   on the training pairs (timed), compare it with "the longer answer wins" on the test pairs
   (paired bootstrap clustered by prompt), print its learning curve (accuracy per epoch on
-  the training and validation pairs), then score every pair of the dataset with M = 0 and
+  the training and validation pairs) and its accuracy per length cell (winner longer / shorter)
+  with the group-balanced difference from the rule, then score every pair of the dataset with M = 0 and
   M = 16 side by side on warm per-text caches (token states, and the embeddings M = 16's
   weights read, built first and timed on their own), on two copies of the warehouse so
   neither run reuses the other's scores.
@@ -122,6 +123,32 @@ def compare(a: np.ndarray, b: np.ndarray, clusters: pl.Series) -> dict:
     return {"diff": float((a - b).mean()), "ci": [lo, hi]}
 
 
+def length_cells(warehouse: str, model_path: str, split: str) -> dict:
+    """The model against "the longer answer wins" per bias cell (winner longer / shorter) of a
+    split's hard pairs, with the group-balanced difference and its 95% interval (per-pair
+    contributions weighted by 1 / (2 x cell size), prompts resampled)."""
+    frame = split_frame(warehouse, "alpaca", split)
+    frame = frame.filter(pl.col("label") != 0.5)
+    label, lengths = frame["label"].to_numpy(), length_gap(frame)
+    model, rule = correct(test_gaps(warehouse, model_path, frame), label), correct(lengths, label)
+    longer_won = (lengths > 0) == (label > 0.5)
+    weight = np.where(longer_won, 1 / longer_won.sum(), 1 / (~longer_won).sum()) * label.size / 2
+    balanced = compare(model * weight, rule * weight, frame["prompt_id"])
+    return {
+        "split": split,
+        "n": int(label.size),
+        "share_winner_longer": longer_won.mean(),
+        "model": model.mean(),
+        "longer_wins": rule.mean(),
+        "model_agrees_with_longer": (model == rule).mean(),
+        "model_winner_longer": model[longer_won].mean(),
+        "model_winner_shorter": model[~longer_won].mean(),
+        "n_winner_shorter": int((~longer_won).sum()),
+        "balanced_model": (model[longer_won].mean() + model[~longer_won].mean()) / 2,
+        "balanced_diff_vs_longer": balanced,
+    }
+
+
 def split_frame(warehouse: str, dataset: str, split: str) -> pl.DataFrame:
     from warehouse import catalog
     from warehouse.connection import reader
@@ -194,6 +221,8 @@ def alpaca(args: argparse.Namespace) -> None:
             for h in history
         ],
     )
+    for split in ("validation", "test"):
+        emit(step="alpaca length cells", **length_cells(warehouse, model, split))
     # M = 0 against M = 16 on two copies of the trained warehouse, per-text caches warm: the
     # token states, and the sentence embeddings that M = 16's `embedding` weights read (built
     # here, timed on their own; M = 0 needs none).
