@@ -13,9 +13,8 @@ Three experiments, each a subcommand, each printing one JSON line per measuremen
   (paired bootstrap clustered by prompt), print its learning curve (accuracy per epoch on
   the training and validation pairs) and its accuracy per length cell (winner longer / shorter)
   with the group-balanced difference from the rule, then score every pair of the dataset with M = 0 and
-  M = 16 side by side on warm per-text caches (token states, and the embeddings M = 16's
-  weights read, built first and timed on their own), on two copies of the warehouse so
-  neither run reuses the other's scores.
+  M = 16 side by side on the warm token-state cache (M = 16's `embedding` weights read the
+  states mean-pooled), on two copies of the warehouse so neither run reuses the other's scores.
 - `throughput`: head training and scoring rates on the AlpacaEval token states `alpaca` cached
   (for when the full `alpaca` run does not fit a loaded machine).
 - `compare --name demo|heldout`: the paired comparison of the two saved models of `demo` or
@@ -163,7 +162,7 @@ def alpaca(args: argparse.Namespace) -> None:
     from rmcore.config import ScoringConfig
     from rmcore.models.late_interaction import LateInteractionRewardModel
     from rmcore.stages import score as sc
-    from rmcore.stages.scores import ensure_embeddings, ensure_token_states, token_state_cache
+    from rmcore.stages.scores import ensure_token_states, token_state_cache
 
     work = args.workdir / "alpaca"
     work.mkdir(parents=True, exist_ok=True)
@@ -223,12 +222,8 @@ def alpaca(args: argparse.Namespace) -> None:
     )
     for split in ("validation", "test"):
         emit(step="alpaca length cells", **length_cells(warehouse, model, split))
-    # M = 0 against M = 16 on two copies of the trained warehouse, per-text caches warm: the
-    # token states, and the sentence embeddings that M = 16's `embedding` weights read (built
-    # here, timed on their own; M = 0 needs none).
-    start = time.perf_counter()
-    built = ensure_embeddings(warehouse, scorer.encoder, ids.unique(), progress=False)
-    emit(step="alpaca embedding cache build", seconds=time.perf_counter() - start, **built)
+    # M = 0 against M = 16 on two copies of the trained warehouse, the token-state cache warm
+    # (it is all either needs: M = 16's `embedding` weights read the states mean-pooled).
     for m in (0, 16):
         copy = work / f"score-m{m}" / "data"
         shutil.rmtree(copy.parent, ignore_errors=True)

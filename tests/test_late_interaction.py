@@ -21,6 +21,7 @@ from rmcore.models.head import dedupe
 from rmcore.models.late_interaction import LateInteractionRewardModel, new_head
 from rmcore.models.loading import detect_backend, load_scorer
 from rmcore.models.token_states import TokenStateCache
+from warehouse.connection import reader
 
 SHAPE = {"width": 16, "heads": 2, "hidden": 16, "max_length": 24}
 PROMPTS = ["Answer in one sentence: what is a cat?", "Give a detailed answer: why is the sky blue?"]
@@ -57,6 +58,18 @@ def test_cached_states_score_exactly_like_fresh_ones(model, tmp_path) -> None:
     cached = model.score_states(states, rows[:n], rows[n:])
     assert torch.equal(cached, fresh)
     assert torch.isfinite(fresh).all() and fresh.unique().numel() == n  # prompts matter
+
+
+def test_mean_pooled_states_are_the_sentence_embeddings_up_to_float16(model) -> None:
+    """What `embedding` weights read for this backend: texts within `max_length` tokens give
+    the encoder's own embedding up to the cache's float16 rounding; longer ones are truncated."""
+    short = [PROMPTS[0], RESPONSES[0], "Why?"]
+    pooled = model.states(short).mean_pooled()
+    embedded = model.encoder.encode(short)
+    assert (pooled - embedded).abs().max() < 2e-3
+    assert torch.allclose(pooled.norm(dim=-1), torch.ones(len(short)))
+    long = [RESPONSES[1] * 4]  # past max_length (24 tokens): the first 24 tokens' mean
+    assert (model.states(long).mean_pooled() - model.encoder.encode(long)).abs().max() > 1e-2
 
 
 def test_cache_entries_are_invalidated_when_the_encoder_changes(encoder_dir, tmp_path) -> None:
@@ -190,6 +203,12 @@ def test_trained_model_scores_through_shards_and_a_second_run_needs_no_encoder(
     own_only = score_stage(toy_warehouse, fitted["path"], prompts_per_pair=0, weights="embedding")
     assert own_only["prepared"]["forward_passes"] == 0
     assert own_only["timings"]["cache_hits"] == own_only["timings"]["combos"]
+    # `embedding` weights read the mean-pooled token states: no embedding pass, no rows
+    weighted = score_stage(toy_warehouse, fitted["path"], prompts_per_pair=3, weights="embedding")
+    assert weighted["prepared"]["forward_passes"] == 0
+    assert scorer.encoder.n_forward == encoder_before
+    with reader(toy_warehouse) as con:
+        assert con.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
 
 
 def test_heldout_toy_keeps_test_prompts_and_responses_out_of_training() -> None:

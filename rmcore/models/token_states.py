@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+import torch.nn.functional as F
 
 STATES_FILE = "states.f16"
 INDEX_FILE = "index.parquet"
@@ -84,6 +85,14 @@ class TokenStates:
     def map_tokens(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> TokenStates:
         """The same layout with `fn` (a token-wise map (T, F) -> (T, F')) applied to every token."""
         return TokenStates(fn(self.flat), self.offsets, self.lengths, self.n_tokens)
+
+    def mean_pooled(self) -> torch.Tensor:
+        """(U, F) float32 L2-normalized mean of each row's tokens: the bundled encoder's
+        sentence embedding (mean-pooled last layer, [CLS] and [SEP] included) up to float16
+        rounding and the truncation to the cache's length, without another encoder pass."""
+        row = torch.repeat_interleave(torch.arange(len(self)), self.lengths)  # (T,)
+        sums = torch.zeros(len(self), self.flat.shape[1]).index_add_(0, row, self.flat.float())
+        return F.normalize(sums / self.lengths.clamp_min(1)[:, None], dim=-1)
 
     @staticmethod
     def concat(parts: Sequence[TokenStates]) -> TokenStates:

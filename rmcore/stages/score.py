@@ -233,7 +233,8 @@ def choose_temperature(warehouse: str | None, plan: RunPlan, *, sample: int = 40
     inputs = pl.concat([pl.read_parquet(files.input(s)) for s in range(plan.n_shards)])
     if inputs.height > sample:
         inputs = inputs.sample(sample, seed=config.seed)
-    index, matrix = scores.cached_embeddings(warehouse, plan.encoder_id, _text_ids(inputs))
+    scorer = scores.load_model(plan.model, plan.device)
+    index, matrix = scores.weight_embeddings(warehouse, scorer, plan.encoder_id, _text_ids(inputs))
     cos = scoring.embedding_log_weights(inputs, index, matrix, 1.0)
     mask = torch.tensor(inputs["prompt_mask"].to_list(), dtype=torch.bool)
     temperature = weights.temperature_for_ess(cos, mask, config.ess_band)
@@ -298,7 +299,9 @@ def score_shard(
         logliks = pl.concat([cached_ll, fresh_ll.select(cached_ll.columns)])
         log_w = scoring.lm_log_weights(inputs, logliks)
     elif config.embedding_weights:
-        index, matrix = scores.cached_embeddings(warehouse, plan.encoder_id, _text_ids(inputs))
+        index, matrix = scores.weight_embeddings(
+            warehouse, scorer, plan.encoder_id, _text_ids(inputs)
+        )
         temperature = choose_temperature(warehouse, plan)
         log_w = scoring.embedding_log_weights(inputs, index, matrix, temperature)
     results = scoring.decompose(inputs, table, config, log_w)

@@ -170,6 +170,18 @@ def cached_embeddings(
     return index, torch.from_numpy(matrix)
 
 
+def weight_embeddings(
+    warehouse: str | None, scorer: RewardScorer, encoder_id: str, ids: pl.Series
+) -> tuple[dict[str, int], torch.Tensor]:
+    """(text id -> row, matrix) of the embeddings `embedding` weights read: a late-interaction
+    model's cached token states mean-pooled (so one encoder pass per text serves the head and
+    the weights), every other model's embedding cache."""
+    if isinstance(scorer, LateInteractionRewardModel):
+        index, states = cached_token_states(warehouse, scorer, ids)
+        return index, states.mean_pooled()
+    return cached_embeddings(warehouse, encoder_id, ids)
+
+
 def texts_of(warehouse: str | None, ids: pl.Series) -> dict[str, str]:
     with reader(warehouse) as con:
         return dict(sql.texts(con, ids).iter_rows())
@@ -234,13 +246,14 @@ def ensure_inputs(
     progress: bool = False,
 ) -> dict:
     """Cache what the scorer reads per text (embeddings for embed-head, token states for
-    late-interaction), plus embeddings when `embeddings` (for `embedding` weights):
+    late-interaction), plus what `embedding` weights read when `embeddings` (the embedding
+    cache, except for late-interaction: `weight_embeddings`):
     {embedded, cached, forward_passes} summed over both caches."""
     ids = ids.unique()
     parts = []
     if isinstance(scorer, LateInteractionRewardModel):
         parts.append(ensure_token_states(warehouse, scorer, ids, progress=progress))
-    if embeddings or isinstance(scorer, EmbedHeadRewardModel):
+    elif embeddings or isinstance(scorer, EmbedHeadRewardModel):
         parts.append(
             ensure_embeddings(warehouse, encoder_of(scorer, device), ids, progress=progress)
         )
