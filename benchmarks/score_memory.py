@@ -93,8 +93,14 @@ def child(step: str, path: str, args: argparse.Namespace) -> dict:
             else:
                 sql.store_value_files(con, "rm_scores", "m", "r", paths)
         seconds = time.perf_counter() - start
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check
+        wanted = pl.concat(
+            [pl.read_parquet(p, columns=["prompt_id", "response_id"]) for p in paths]
+        )
         with reader(wh) as con:
-            digest = con.execute("SELECT count(*), sum(score) FROM rm_scores").fetchone()
+            stored = sql.cached_values(con, "rm_scores", "m", "r", wanted.unique())
+        digest = (stored.height, stored["score"].sum())
+        return {"step": step, "seconds": seconds, "peak_rss_mib": rss, "digest": str(digest)}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"step": step, "seconds": seconds, "peak_rss_mib": rss, "digest": str(digest)}
 
