@@ -14,7 +14,9 @@ Three experiments, each a subcommand, each printing one JSON line per measuremen
   the training and validation pairs) and its accuracy per length cell (winner longer / shorter)
   with the group-balanced difference from the rule, then score every pair of the dataset with M = 0 and
   M = 16 side by side on the warm token-state cache (M = 16's `embedding` weights read the
-  states mean-pooled), on two copies of the warehouse so neither run reuses the other's scores.
+  states mean-pooled), on two copies of the warehouse so neither run reuses the other's scores;
+  with `--cold`, again on two copies that each build their own token-state cache (what scoring
+  a new dataset costs).
 - `throughput`: head training and scoring rates on the AlpacaEval token states `alpaca` cached
   (for when the full `alpaca` run does not fit a loaded machine).
 - `compare --name demo|heldout`: the paired comparison of the two saved models of `demo` or
@@ -224,12 +226,13 @@ def alpaca(args: argparse.Namespace) -> None:
         emit(step="alpaca length cells", **length_cells(warehouse, model, split))
     # M = 0 against M = 16 on two copies of the trained warehouse, the token-state cache warm
     # (it is all either needs: M = 16's `embedding` weights read the states mean-pooled).
-    for m in (0, 16):
-        copy = work / f"score-m{m}" / "data"
+    for cache, m in [(c, m) for c in ("warm", "cold")[: 1 + args.cold] for m in (0, 16)]:
+        copy = work / f"score-{cache}-m{m}" / "data"
         shutil.rmtree(copy.parent, ignore_errors=True)
         copy.mkdir(parents=True)
         shutil.copy(warehouse, copy / "alpaca.duckdb")
-        (copy / "token_states").symlink_to(Path(warehouse).parent / "token_states")
+        if cache == "warm":  # cold: the copy builds its own token-state cache
+            (copy / "token_states").symlink_to(Path(warehouse).parent / "token_states")
         wh = str(copy / "alpaca.duckdb")
         start = time.perf_counter()
         plan = sc.plan_run(
@@ -240,12 +243,15 @@ def alpaca(args: argparse.Namespace) -> None:
         timings = sc.merge_shards(wh, plan, shard_stats, {})
         emit(
             step="alpaca scoring",
+            cache=cache,
             prompts_per_pair=m,
             seconds=time.perf_counter() - start,
             pairs=plan.n_pairs,
             combos=timings["combos"],
             encoder_passes=prepared["forward_passes"],
         )
+        if cache == "cold":
+            shutil.rmtree(copy.parent)  # ~0.9 GB of token states each
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -397,6 +403,11 @@ def main() -> None:
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval_dev"
     )
     parser.add_argument("--epochs", type=int, default=3, help="alpaca training epochs")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="alpaca: also score M = 0 and M = 16 from an empty token-state cache each",
+    )
     parser.add_argument("--train-pairs", type=int, default=0, help="alpaca: subsample (0: all)")
     parser.add_argument("--val-pairs", type=int, default=0, help="alpaca: subsample (0: all)")
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
