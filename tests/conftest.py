@@ -49,6 +49,39 @@ def warehouse_file(tmp_path: Path) -> str:
     return str(tmp_path / "wh.duckdb")
 
 
+@pytest.fixture
+def ingest_toy(tmp_path: Path):
+    """`ingest_toy(n_length_biased, n_adversarial)`: a real warehouse file under the test's
+    data folder holding that many demo rows (seed 0) as dataset `toy`, stored by the ingest
+    stage (quality suite off: not what these tests check)."""
+    from rmcore.config import IngestConfig
+    from rmcore.demo import write_demo
+    from rmcore.stages.ingest import fingerprint, parse_validate_store
+
+    def ingest(n_length_biased: int, n_adversarial: int) -> str:
+        src = write_demo(
+            tmp_path / "toy.jsonl",
+            n_length_biased=n_length_biased,
+            n_adversarial=n_adversarial,
+            seed=0,
+        )
+        warehouse = str(tmp_path / "data" / "wh.duckdb")
+        kind, digest = fingerprint(str(src), None)
+        parse_validate_store(
+            warehouse,
+            uri=str(src),
+            kind=kind,
+            fmt=None,
+            name="toy",
+            digest=digest,
+            config=IngestConfig(quality=False),
+            flow_run_id=None,
+        )
+        return warehouse
+
+    return ingest
+
+
 # ---------------------------------------------------------------- ingest sources
 
 # Kinds of bad rows, each with the reason code it must get.

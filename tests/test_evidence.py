@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rmcore.config import METHODS, IngestConfig, ScoringConfig, SetDefinition
+from rmcore.config import METHODS, ScoringConfig, SetDefinition
 from rmcore.curation import rrm_augment
 from rmcore.curation.rules import prompt_free_priority
 from rmcore.decomposition.weights import (
@@ -19,33 +19,18 @@ from rmcore.decomposition.weights import (
     normalize_log_weights,
     temperature_for_ess,
 )
-from rmcore.demo.generator import write_demo
 from rmcore.evaluation.paired import paired_difference, subset_mean, verdict
 from rmcore.evaluation.report import findings
 from rmcore.stages.crossfit import combine_folds, fold_training_predicate
 from rmcore.stages.curate import build_set, resolve_inputs
-from rmcore.stages.ingest import fingerprint, parse_validate_store
 from warehouse import scoring as ssql
 from warehouse.connection import reader, transaction
 
 
 @pytest.fixture
-def toy_warehouse(tmp_path) -> str:
+def toy_warehouse(ingest_toy) -> str:
     """A real warehouse holding a small toy dataset `toy` (train, validation and test)."""
-    src = write_demo(tmp_path / "toy.jsonl", n_length_biased=160, n_adversarial=40, seed=0)
-    wh = str(tmp_path / "wh.duckdb")
-    kind, digest = fingerprint(str(src), None)
-    parse_validate_store(
-        wh,
-        uri=str(src),
-        kind=kind,
-        fmt=None,
-        name="toy",
-        digest=digest,
-        config=IngestConfig(quality=False),
-        flow_run_id=None,
-    )
-    return wh
+    return ingest_toy(160, 40)
 
 
 def _fake_run(wh: str, fold: int, pair_ids: pl.Series) -> int:
@@ -174,6 +159,7 @@ frees = st.lists(st.floats(-50, 50), min_size=2, max_size=40).map(np.array)
 
 @settings(max_examples=60, deadline=None)
 @given(free=frees, tau=st.floats(0.1, 10), scale=st.floats(0.01, 100))
+@example(free=np.array([0.0, 0.0, 1.0]), tau=1.0, scale=0.5)  # MAD 0: was a fixed floor of 1
 def test_priority_weights_are_invariant_to_scaling_gaps_and_tau_together(
     free: np.ndarray, tau: float, scale: float
 ) -> None:

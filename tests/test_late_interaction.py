@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rmcore import demo
-from rmcore.config import IngestConfig, ModelSpec, ScoringConfig, TrainConfig
+from rmcore.config import ModelSpec, ScoringConfig, TrainConfig
 from rmcore.evaluation.metrics import clustered_bootstrap_ci
 from rmcore.models.encoder import load_encoder
 from rmcore.models.head import dedupe
@@ -123,24 +123,9 @@ def test_save_load_round_trip_gives_identical_scores(model, tmp_path) -> None:
 
 
 @pytest.fixture
-def toy_warehouse(tmp_path) -> str:
+def toy_warehouse(ingest_toy) -> str:
     """A small demo set ingested by the ingest stage into a real DuckDB file."""
-    from rmcore.stages import ingest
-
-    src = demo.write_demo(tmp_path / "toy.jsonl", n_length_biased=60, n_adversarial=20, seed=0)
-    warehouse = str(tmp_path / "data" / "wh.duckdb")
-    kind, digest = ingest.fingerprint(str(src), None)
-    ingest.parse_validate_store(
-        warehouse,
-        uri=str(src),
-        kind=kind,
-        fmt=None,
-        name="toy",
-        digest=digest,
-        config=IngestConfig(quality=False),
-        flow_run_id=None,
-    )
-    return warehouse
+    return ingest_toy(60, 20)
 
 
 def score_stage(warehouse: str, model_path: str, **config: object) -> dict:

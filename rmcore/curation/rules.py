@@ -57,11 +57,14 @@ def prompt_free_priority(
 
 
 def free_gap_scale(free: np.ndarray, c: float = 1.0) -> float:
-    """c * MAD(free): the spread tau is measured in; all-equal gaps fall back to c * max(|free|, 1)
-    (any tau orders them the same)."""
+    """c * MAD(free): the spread tau is measured in. When more than half the gaps are equal the
+    MAD is 0, and the mean absolute deviation from the median stands in (it scales with the gaps
+    too, so the weights stay invariant to scaling them); all-equal gaps get c (every tau gives
+    them the same weight)."""
     _check_positive("c", c)
-    mad = float(np.median(np.abs(free - np.median(free))))
-    return c * (mad if mad > 0 else max(float(np.abs(free).max()), 1.0))
+    deviation = np.abs(free - np.median(free))
+    spread = float(np.median(deviation)) or float(deviation.mean())
+    return c * (spread if spread > 0 else 1.0)
 
 
 def cap_weights(a: np.ndarray, cap: float | None) -> np.ndarray:
