@@ -13,6 +13,7 @@ differences against vanilla (test prompts resampled, seed spread added).
 
     python benchmarks/alpaca_experiment.py                      # 5 seeds, all instructions
     python benchmarks/alpaca_experiment.py --seeds 0,1,2 --instructions 240  # reduced
+    python benchmarks/alpaca_experiment.py --methods vanilla,prompt-free-priority,prompt-free-online
 
 `--instructions N` keeps a seeded random subset of N instructions (all generators) before
 the split: the reduced configuration for a loaded machine. Prints the summary grid, the
@@ -103,6 +104,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=AblationConfig.cross_fit_folds)
     p.add_argument("--prompts-per-pair", type=int, default=AblationConfig.prompts_per_pair)
     p.add_argument("--epochs", type=int, default=AblationConfig.epochs)
+    # e.g. add prompt-free-online, the opt-in online variant
+    p.add_argument("--methods", default=",".join(AblationConfig.methods))
     return p
 
 
@@ -150,6 +153,7 @@ def run_ablation(
         dataset=f"{name}@{ingest['version']}",
         name=name,
         seeds=[int(s) for s in args.seeds.split(",")],
+        methods=args.methods.split(","),
         prompts_per_pair=args.prompts_per_pair,
         epochs=args.epochs,
         cross_fit_folds=args.folds,

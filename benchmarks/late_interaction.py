@@ -262,7 +262,7 @@ def throughput(args: argparse.Namespace) -> None:
 
     from rmcore.config import TrainConfig
     from rmcore.models.late_interaction import LateInteractionRewardModel
-    from rmcore.training import StatePairs, train_late_interaction
+    from rmcore.training import RowPairs, train_late_interaction
 
     scorer = LateInteractionRewardModel.from_encoder()
     cache = scorer.cache(args.workdir / "alpaca" / "data" / "token_states")
@@ -270,7 +270,7 @@ def throughput(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(0)
     n = args.steps * 64
     x, w, rej = (torch.randint(0, len(states), (n,), generator=gen) for _ in range(3))
-    pairs = StatePairs(states, x, w, rej, torch.ones(n), torch.ones(n))
+    pairs = RowPairs(states, x, w, rej, torch.ones(n), torch.ones(n))
     result = train_late_interaction(
         scorer.head, pairs, None, TrainConfig(epochs=1, device="cpu", batch_size=64)
     )

@@ -26,6 +26,7 @@ from rmcore.config import (  # noqa: E402
     IngestConfig,
     IterateConfig,
     ModelSpec,
+    OnlineConfig,
     QueryConfig,
     ScoringConfig,
     SetDefinition,
@@ -44,6 +45,7 @@ INGEST, SCORING, TRAIN, ABLATION, ITERATE = (
     IterateConfig(),
 )
 EXPORT = ExportConfig()
+ONLINE = OnlineConfig()
 
 QUERY = QueryConfig()
 
@@ -621,6 +623,20 @@ def train(
     lora: Annotated[
         bool, typer.Option("--lora", help="joint: train LoRA adapters (peft).")
     ] = TRAIN.lora,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Head backends: re-weight the pairs during training by prompt-free priority,"
+            " with free gaps from the model being trained (no reference model).",
+        ),
+    ] = False,
+    online_warmup: Annotated[
+        int, typer.Option(help="--online: epochs of the set's own weights first.")
+    ] = ONLINE.warmup_epochs,
+    online_every: Annotated[
+        int, typer.Option(help="--online: re-weight every this many epochs.")
+    ] = ONLINE.every_epochs,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -650,6 +666,7 @@ def train(
         margin=margin,
         center_coef=center_coef,
         lora=lora,
+        online={"warmup_epochs": online_warmup, "every_epochs": online_every} if online else None,
         overwrite=overwrite,
         device=device,
         warehouse=warehouse,

@@ -17,7 +17,7 @@ from flows.curate import curate_flow
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.train import train_flow
-from rmcore.config import METHODS, TUNING, AblationConfig, IterateConfig
+from rmcore.config import METHODS, TUNING, AblationConfig, IterateConfig, OnlineConfig
 from tasks.ablation import (
     check_ablation,
     combine_folds,
@@ -48,10 +48,12 @@ def _curate_and_train(
     warehouse: str | None,
     device: str | None,
     rrm_filter: bool = False,
+    online: dict | None = None,
     overwrite: bool = False,
 ) -> tuple[dict, dict]:
     """(curated set, model trained on it), both named `name`: an ablation arm for one seed,
-    a reference model of one cross-fitting fold, or a round of the iterate loop."""
+    a reference model of one cross-fitting fold, or a round of the iterate loop; `online` as
+    in `train_flow`."""
     cset = curate_flow(
         name=name,
         dataset=dataset,
@@ -73,6 +75,7 @@ def _curate_and_train(
         seed=seed,
         backend=backend,
         base_model=base_model,
+        online=online,
         overwrite=overwrite,
         warehouse=warehouse,
         device=device,
@@ -85,13 +88,16 @@ def _arm(
 ) -> tuple[dict, dict]:
     """One (method, seed) arm: its set and its model. The step budget is `steps` (vanilla's),
     or, for a method with budget "epochs", as many passes over its own set as vanilla makes
-    over the original pairs (the set is built first to know its size)."""
+    over the original pairs (the set is built first to know its size). An online method's
+    parameters are its re-weighting rule's; its set is the rule's (uniform) own."""
     spec = METHODS[method]
+    params = spec.get("params") if params is None else params
     args = common | {
         "rule": spec["rule"],
-        "params": spec.get("params") if params is None else params,
+        "params": None if spec.get("online") else params,
         "augment": spec.get("augment"),
         "rrm_filter": spec.get("rrm_filter", False),
+        "online": {"params": params} if spec.get("online") else None,
         "seed": seed,
     }
     if spec.get("budget") == "epochs":
@@ -196,6 +202,7 @@ def ablation_flow(
         reports_dir=reports_dir,
         folds=folds,
         tuning=grids,
+        backend=backend,
         overwrite=overwrite,
     )
     common = {
@@ -318,6 +325,11 @@ def ablation_flow(
         "steps_per_model (matched)": steps,
         "batch_size": batch_size,
         "chosen parameters (validation, balanced accuracy)": chosen,
+        **(
+            {"online re-weighting (schedule)": OnlineConfig().describe()}
+            if any(METHODS[m].get("online") for m in methods)
+            else {}
+        ),
         "test_split": test_split,
         "benchmark_run": bench["benchmark_run_id"],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from rmcore.config import ModelSpec, TrainConfig, default_lr
+from rmcore.config import ModelSpec, OnlineConfig, TrainConfig, default_lr
 from tasks.common import logger
 from tasks.train import find_model, fit_reward_model, register_model
 
@@ -34,6 +34,7 @@ def train_flow(
     max_steps: int | None = TrainConfig.max_steps,
     early_stopping_patience: int | None = TrainConfig.early_stopping_patience,
     lora: bool = TrainConfig.lora,
+    online: dict | None = None,
     models_dir: str | None = None,
     overwrite: bool = False,
     warehouse: str | None = None,
@@ -44,7 +45,9 @@ def train_flow(
     `lr=None` is the backend's default (`rmcore.training.default_lr`). Retraining the same
     name with the same data and options returns the saved model; an existing folder for
     `name` with anything else in it is refused (`OutputExists`) unless `overwrite`. `name`
-    follows `rmcore.names` (a single path component; never an id or `name@version`)."""
+    follows `rmcore.names` (a single path component; never an id or `name@version`).
+    `online` (fields of `OnlineConfig`, `{}` for its defaults) re-weights the pairs during
+    training with free gaps from the model being trained; None trains on the set's weights."""
     config = TrainConfig(
         epochs=epochs,
         lr=default_lr(backend) if lr is None else lr,
@@ -65,6 +68,7 @@ def train_flow(
         val_split=val_split,
         backend=backend,
         base_model=base_model,
+        online=None if online is None else OnlineConfig(**online),
         config=config,
     )
     existing = find_model(warehouse, name, spec)

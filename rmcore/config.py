@@ -119,7 +119,14 @@ METHODS: dict[str, dict] = {
     # RRM again, trained for as many passes over its (larger) set as vanilla makes over the
     # original pairs, instead of vanilla's number of optimizer steps
     "rrm-epochs": {"rule": "uniform", "augment": "rrm", "rrm_filter": True, "budget": "epochs"},
+    # METHOD.md's priority, with the free gaps re-estimated by the model being trained (no
+    # reference model): uniform weights for the warm-up, then re-weighted on a schedule
+    "prompt-free-online": {"rule": "uniform", "online": True, "params": {"c": 1.0, "cap": 10.0}},
 }
+
+
+# What an ablation trains unless told otherwise: the online variant is opt-in (`--methods`).
+DEFAULT_METHODS = tuple(m for m in METHODS if not METHODS[m].get("online"))
 
 
 # The parameter grid the ablation searches per method (one seed each), on the validation
@@ -132,6 +139,11 @@ TUNING: dict[str, tuple[dict, ...]] = {
         {"rank": True, "cap": 10.0},
     ),
     "prompt-free-filter": ({"q": 0.25}, {"q": 0.5}, {"q": 0.75}),
+    "prompt-free-online": (
+        {"c": 0.5, "cap": 10.0},
+        {"c": 1.0, "cap": 10.0},
+        {"c": 2.0, "cap": 10.0},
+    ),
 }
 
 
@@ -244,6 +256,44 @@ class TrainConfig:
         return device.type == "cuda" if self.bf16 is None else self.bf16
 
 
+@dataclass(frozen=True, kw_only=True)
+class OnlineConfig:
+    """The online variant of prioritized training: the model being trained re-scores its
+    training pairs under `prompts_per_pair` sampled training prompts, the free gaps are solved
+    as in a scoring run (embedding importance weights, temperature set for `ess_band`), and
+    the weights become `prompt_free_priority(free, **params)`: first after `warmup_epochs`
+    epochs of uniform weights, then every `every_epochs` epochs. Unlike cross-fitting, the
+    scoring model has trained on the pairs it scores (the warm-up keeps it from having fit
+    them yet)."""
+
+    warmup_epochs: int = 1
+    every_epochs: int = 1
+    prompts_per_pair: int = ScoringConfig.prompts_per_pair
+    seed: int = ScoringConfig.seed
+    ess_band: tuple[float, float] = ScoringConfig.ess_band
+    params: dict = field(default_factory=lambda: dict(METHODS["prompt-free-online"]["params"]))
+
+    def __post_init__(self) -> None:
+        if self.warmup_epochs < 0 or self.every_epochs < 1 or self.prompts_per_pair < 1:
+            raise InvalidArgument(
+                "online re-weighting needs warmup_epochs >= 0, every_epochs >= 1 and"
+                " prompts_per_pair >= 1"
+            )
+
+    def describe(self) -> str:
+        """The schedule in words, for reports."""
+        return (
+            f"uniform weights for {self.warmup_epochs} epoch(s), then re-scored by the model in"
+            f" training under its own and {self.prompts_per_pair} sampled training prompts and"
+            f" re-weighted every {self.every_epochs} epoch(s); embedding importance weights,"
+            f" mean ESS aimed mid {self.ess_band[0]:g}-{self.ess_band[1]:g}"
+        )
+
+    def due(self, epoch: int) -> bool:
+        """Whether the weights are re-estimated before epoch `epoch` (0-based)."""
+        return epoch >= self.warmup_epochs and (epoch - self.warmup_epochs) % self.every_epochs == 0
+
+
 BUNDLED_BASE = "bundled"  # the bundled MiniLM encoder (embed-head, late-interaction)
 
 
@@ -259,6 +309,7 @@ class ModelSpec:
     backend: str = "embed-head"  # one of BACKENDS
     base_model: str = BUNDLED_BASE
     head_hidden: int = 256  # embed-head and late-interaction: width of the output MLP
+    online: OnlineConfig | None = None  # re-weight during training (head backends only)
     config: TrainConfig
 
     def __post_init__(self) -> None:
@@ -268,6 +319,11 @@ class ModelSpec:
             )
         if not self.curated_set and not self.dataset:
             raise InvalidArgument("give a curated set or a dataset")
+        if self.online is not None and self.backend == "joint":
+            raise InvalidArgument(
+                "online re-weighting needs a head backend (embed-head or late-interaction):"
+                " the joint model would re-score every pair under every prompt each time"
+            )
 
     def digest(self) -> str:
         """Everything that decides the weights, progress bars aside."""
@@ -280,6 +336,8 @@ class ModelSpec:
             base_model=self.base_model,
             head_hidden=self.head_hidden,
             config=asdict(self.config) | {"progress": None},
+            # only when on, so the digests of models trained before the option stay valid
+            **({"online": asdict(self.online)} if self.online else {}),
         )
 
 
@@ -288,7 +346,7 @@ class AblationConfig:
     """Every model of an ablation shares these; only the curation method and seed differ."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    methods: tuple[str, ...] = tuple(METHODS)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     prompts_per_pair: int = ScoringConfig.prompts_per_pair
     epochs: int = TrainConfig.epochs
     batch_size: int = TrainConfig.batch_size

@@ -37,6 +37,7 @@ def check_ablation(
     reports_dir: str,
     folds: int = 1,
     tuning: dict | None = None,
+    backend: str = "embed-head",
     overwrite: bool = False,
 ) -> str:
     """Names, methods, dataset, train predicate and report folder, before any training."""
@@ -51,6 +52,7 @@ def check_ablation(
         reports_dir=reports_dir,
         folds=folds,
         tuning=tuning,
+        backend=backend,
         overwrite=overwrite,
     )
 

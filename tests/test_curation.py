@@ -347,8 +347,10 @@ def test_method_names_join_models_and_benchmarks() -> None:
         # rrm-epochs trains on the same set as rrm (only its step budget differs), so a
         # model records the set's method, rrm; the ablation labels its benchmark rows
         expected = "rrm" if spec.get("budget") == "epochs" else name
-        assert method_name(spec["rule"], spec.get("augment")) == expected
+        assert method_name(spec["rule"], spec.get("augment"), spec.get("online", False)) == expected
     assert method_name("uniform", None) == "vanilla"
+    assert method_name("uniform", None, online=True) == "prompt-free-online"
+    assert method_name("uniform", "rrm", online=True) == "rrm+online"
     assert method_name("uniform", "rrm") == "rrm"
     assert method_name("priority-sampling", None) == "priority-sampling"
     assert method_name("prompt-free-filter", "rrm") == "prompt-free-filter+rrm"

@@ -20,7 +20,7 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
         source=str(src),
         name="toy",
         seeds=[0],
-        methods=["vanilla", "prompt-free-priority"],
+        methods=["vanilla", "prompt-free-priority", "prompt-free-online"],
         prompts_per_pair=4,
         epochs=2,
         cross_fit_folds=2,
@@ -29,14 +29,20 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
         reports_dir=str(tmp_path / "reports"),
     )
     assert out["ingest"]["reconciles"] and out["ingest"]["n_input"] == n_lines
-    assert {m["method"] for m in out["models"]} == {"vanilla", "prompt-free-priority"}
+    assert {m["method"] for m in out["models"]} == {
+        "vanilla",
+        "prompt-free-priority",
+        "prompt-free-online",
+    }
     page = (tmp_path / "reports" / "toy-v1" / "index.html").read_text()
     assert "prompt-free-priority vs vanilla" in page and "free_vs_length.png" in page
     assert "baseline:response-only" in page and "Paired differences vs vanilla" in page
     assert "better" not in " ".join(
         line for line in out["findings"] if "no clear difference" in line
     )
-    assert {t["method"] for t in out["tuning"]} == {"prompt-free-priority"}  # chosen on validation
+    assert "online re-weighting (schedule)" in page
+    # chosen on validation
+    assert {t["method"] for t in out["tuning"]} == {"prompt-free-priority", "prompt-free-online"}
     con = duckdb.connect(wh, read_only=True)
     try:
         n_models, n_subsets = con.execute(
@@ -54,6 +60,9 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
             " WHERE f.scoring_run_id = ?",
             [out["scoring_run_id"]],
         ).fetchone()[0]
+        online = con.execute(
+            "SELECT method, metrics->>'online_reweights' FROM models WHERE name = 'toy-v1-prompt-free-online-s0'"
+        ).fetchall()
         # Reconcile against what the warehouse holds, not against the summary's own counts.
         n_rows_stored, n_quarantined = con.execute(
             "SELECT (SELECT count(DISTINCT source_row) FROM pairs"
@@ -68,6 +77,7 @@ def test_pipeline_writes_results_and_a_report(tmp_path, prefect_server):
         out["ingest"]["n_rows_stored"],
         out["ingest"]["n_quarantined"],
     )
-    assert n_models == 2 and n_subsets >= 5  # all, winner shorter/longer, setup=..., prompt swap
+    assert online == [("prompt-free-online", "1.0")]  # warm-up epoch, then one re-weighting
+    assert n_models == 3 and n_subsets >= 5  # all, winner shorter/longer, setup=..., prompt swap
     assert report.endswith("index.html")
     assert scored_by_own_training == 0

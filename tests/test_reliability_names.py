@@ -382,6 +382,9 @@ def test_ablation_checks_everything_before_training(project, tmp_path):
         check(name="x" * (NAME_MAX - 5))
     with pytest.raises(InvalidArgument, match="unknown methods"):
         check(methods=["nope"])
+    with pytest.raises(InvalidArgument, match="prompt-free-online re-weights online"):
+        check(methods=["vanilla", "prompt-free-online"], backend="joint")
+    assert check(methods=["prompt-free-online"], backend="late-interaction")
     with pytest.raises(InvalidArgument, match="syntax error"):
         check(train_predicate="1=1) OR (1=1")
     with pytest.raises(NotFound):

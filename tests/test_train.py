@@ -17,7 +17,7 @@ from rmcore.config import ModelSpec, TrainConfig, default_lr
 from rmcore.models.embed_head import HeadConfig, RewardHead
 from rmcore.models.joint import JointRewardModel
 from rmcore.training import (
-    EmbedPairs,
+    RowPairs,
     TextPairs,
     bt_loss,
     pair_accuracy,
@@ -192,13 +192,20 @@ def test_token_table_pads_each_batch_to_its_longest_row() -> None:
 # ---------------------------------------------------------------- embedding head
 
 
-def _synthetic_pairs(n: int, dim: int = 16, seed: int = 0) -> EmbedPairs:
-    """A prompt-dependent truth r*(x, y) = <x, y>: chosen is whichever response scores higher."""
+def _synthetic_pairs(n: int, dim: int = 16, seed: int = 0) -> RowPairs:
+    """A prompt-dependent truth r*(x, y) = <x, y>: chosen is whichever response scores higher.
+    The table holds the prompts (rows 0..n-1), then the a and b responses."""
     g = torch.Generator().manual_seed(seed)
     e_x, a, b = (torch.randn(n, dim, generator=g) for _ in range(3))
-    a_wins = ((e_x * a).sum(-1) > (e_x * b).sum(-1))[:, None]
-    return EmbedPairs(
-        e_x, torch.where(a_wins, a, b), torch.where(a_wins, b, a), torch.ones(n), torch.ones(n)
+    a_wins = (e_x * a).sum(-1) > (e_x * b).sum(-1)
+    rows = torch.arange(n)
+    return RowPairs(
+        torch.cat([e_x, a, b]),
+        rows,
+        torch.where(a_wins, n + rows, 2 * n + rows),
+        torch.where(a_wins, 2 * n + rows, n + rows),
+        torch.ones(n),
+        torch.ones(n),
     )
 
 
@@ -257,7 +264,10 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     best = min(result.history, key=lambda r: r["val_loss"])
     assert result.metrics["val_loss"] == best["val_loss"]
     with torch.no_grad():
-        gap = result.model(flipped.e_x, flipped.e_w) - result.model(flipped.e_x, flipped.e_l)
+        e_x = flipped.table[flipped.x]
+        gap = result.model(e_x, flipped.table[flipped.w]) - result.model(
+            e_x, flipped.table[flipped.l]
+        )
     assert bt_loss(gap, flipped.label, flipped.weight).item() == pytest.approx(
         best["val_loss"], rel=1e-5
     )

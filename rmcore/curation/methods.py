@@ -10,10 +10,16 @@ from __future__ import annotations
 from rmcore.config import METHODS
 
 
-def method_name(rule: str, augment: str | None) -> str:
-    """The method a (rule, augmentation) is: an ablation arm's name where one matches,
-    else `rule` or `rule+augment`."""
+def method_name(rule: str, augment: str | None, online: bool = False) -> str:
+    """The method a (rule, augmentation, online re-weighting) is: an ablation arm's name
+    where one matches, else `rule` or `rule+augment` (and `+online` when re-weighted online)."""
     for name, spec in METHODS.items():
-        if spec["rule"] == rule and spec.get("augment") == augment:
+        if (spec["rule"], spec.get("augment"), spec.get("online", False)) == (
+            rule,
+            augment,
+            online,
+        ):
             return name
+    if online:
+        return f"{method_name(rule, augment)}+online"
     return rule if augment is None else f"{rule}+{augment}"

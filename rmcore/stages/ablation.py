@@ -91,16 +91,23 @@ def check_ablation(
     reports_dir: str,
     folds: int = 1,
     tuning: dict[str, tuple[dict, ...]] | None = None,
+    backend: str = "embed-head",
     overwrite: bool = False,
 ) -> str:
     """Refuse, before any work, a bad report name or one whose derived model names are
-    invalid (too long), unknown methods, a dataset that does not exist, a train predicate
+    invalid (too long), unknown methods, an online method on the joint backend, a dataset that does not exist, a train predicate
     that is not one boolean expression over `v_pairs_scored`, and a report folder that may
     not be written (`report_folder`). Returns the report folder."""
     check_name(name, "report")
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise InvalidArgument(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    online = [m for m in methods if METHODS[m].get("online")]
+    if online and backend == "joint":
+        raise InvalidArgument(
+            f"{', '.join(online)} re-weights online, which needs a head backend"
+            " (embed-head or late-interaction), not joint"
+        )
     names = model_names(
         name, methods=methods, seeds=seeds, reference=reference, folds=folds, tuning=tuning
     )

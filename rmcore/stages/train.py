@@ -16,9 +16,10 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from rmcore.config import ModelSpec
+from rmcore.config import ModelSpec, OnlineConfig, ScoringConfig
 from rmcore.curation.methods import method_name
-from rmcore.decomposition.scoring import embedding_rows
+from rmcore.decomposition.scoring import embedding_log_weights, embedding_rows, plan_prompts
+from rmcore.decomposition.weights import normalize_log_weights, temperature_for_ess
 from rmcore.errors import InvalidArgument, OutputExists
 from rmcore.models.base import pick_device
 from rmcore.names import check_name, inside, publish
@@ -30,8 +31,8 @@ from rmcore.stages.scores import (
     load_encoder,
 )
 from rmcore.training import (
-    EmbedPairs,
-    StatePairs,
+    OnlinePrompts,
+    RowPairs,
     TextPairs,
     TrainResult,
     save_trained,
@@ -43,6 +44,7 @@ from warehouse import catalog, models
 from warehouse import curation as cur
 from warehouse.connection import reader, transaction, warehouse_path
 from warehouse.pairs import split_pair_refs, split_pairs
+from warehouse.scoring import dataset_prompt_ids
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +57,13 @@ class TrainingData:
     curated_set_id: int | None
     rule: str
     augment: str | None
+    online: bool
     lineage: dict  # for the model card: dataset and set as name@version, scoring run, filter
+    pool: pl.Series | None = None  # the online variant's prompt pool: the training prompts
 
     @property
     def method(self) -> str:
-        return method_name(self.rule, self.augment)
+        return method_name(self.rule, self.augment, self.online)
 
 
 def find_trained(warehouse: str | None, name: str, spec: ModelSpec) -> dict | None:
@@ -95,6 +99,9 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             set_id, rule, augment = None, "uniform", None
             train = pairs(con, dataset_id, spec.split)
         val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
+        pool = None
+        if spec.online is not None:
+            pool = dataset_prompt_ids(con, dataset_id, ScoringConfig.pool_split)
         lineage = {
             "dataset": catalog.label(con, "dataset", dataset_id),
             "curated_set": catalog.label(con, "curated set", set_id) if set_id else None,
@@ -102,6 +109,7 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             "predicate": row["predicate"] if set_id else None,
             "scoring_run_id": row["scoring_run_id"] if set_id else None,
             "rule": rule,
+            "online": asdict(spec.online) if spec.online else None,
         }
     if train.height == 0:
         source = (
@@ -117,7 +125,9 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
         curated_set_id=set_id,
         rule=rule,
         augment=augment,
+        online=spec.online is not None,
         lineage=lineage | {"validation_split": spec.val_split if val is not None else None},
+        pool=pool,
     )
 
 
@@ -125,32 +135,52 @@ def _tensor(frame: pl.DataFrame, col: str) -> torch.Tensor:
     return torch.from_numpy(frame[col].cast(pl.Float32).to_numpy().copy())
 
 
-def embed_pairs(warehouse: str | None, encoder, frame: pl.DataFrame) -> EmbedPairs:
-    """Cached (or freshly computed and cached) embeddings of a frame's prompts and responses."""
-    ids = pl.concat([frame["prompt_id"], frame["chosen_id"], frame["rejected_id"]]).unique()
-    ensure_embeddings(warehouse, encoder, ids)
-    index, emb = cached_embeddings(warehouse, encoder.encoder_id, ids)
-    return EmbedPairs(
-        emb[embedding_rows(index, frame["prompt_id"])],
-        emb[embedding_rows(index, frame["chosen_id"])],
-        emb[embedding_rows(index, frame["rejected_id"])],
-        _tensor(frame, "label"),
-        _tensor(frame, "weight"),
-    )
+def text_ids(data: TrainingData) -> pl.Series:
+    """Every text the head backends read: the pairs' prompts and responses, and the prompt
+    pool of the online variant."""
+    frames = [data.train] + ([data.val] if data.val is not None else [])
+    parts = [f[c] for f in frames for c in ("prompt_id", "chosen_id", "rejected_id")]
+    return pl.concat(parts + ([data.pool] if data.pool is not None else [])).unique()
 
 
-def state_pairs(warehouse: str | None, scorer, frame: pl.DataFrame) -> StatePairs:
-    """Cached (or freshly computed and cached) token states of a frame's texts, as rows."""
-    ids = pl.concat([frame["prompt_id"], frame["chosen_id"], frame["rejected_id"]]).unique()
-    ensure_token_states(warehouse, scorer, ids)
-    index, states = cached_token_states(warehouse, scorer, ids)
-    return StatePairs(
-        states,
+def row_pairs(index: dict[str, int], table, frame: pl.DataFrame) -> RowPairs:
+    """A frame's pairs as rows of the per-text table (embeddings or token states)."""
+    return RowPairs(
+        table,
         embedding_rows(index, frame["prompt_id"]),
         embedding_rows(index, frame["chosen_id"]),
         embedding_rows(index, frame["rejected_id"]),
         _tensor(frame, "label"),
         _tensor(frame, "weight"),
+    )
+
+
+def online_prompts(
+    config: OnlineConfig,
+    frame: pl.DataFrame,
+    pool: pl.Series,
+    index: dict[str, int],
+    unit: torch.Tensor,
+) -> OnlinePrompts:
+    """The prompts each training pair is re-scored under, sampled as a scoring run samples
+    them (`plan_prompts`, training prompts only), with embedding importance weights whose
+    temperature puts the mean ESS mid `config.ess_band`; `unit` holds the texts' unit
+    embeddings at `index`'s rows."""
+    plan = plan_prompts(
+        frame.select("prompt_id", "chosen_id", "rejected_id"),
+        pool,
+        ScoringConfig(prompts_per_pair=config.prompts_per_pair, seed=config.seed),
+    )
+    n, k = plan.height, config.prompts_per_pair + 1
+    valid = torch.from_numpy(plan["prompt_mask"].explode().to_numpy().copy()).view(n, k)
+    cos = embedding_log_weights(plan, index, unit, 1.0)  # (N, K)
+    temperature = temperature_for_ess(cos, valid, config.ess_band)
+    return OnlinePrompts(
+        config=config,
+        prompt_rows=embedding_rows(index, plan["prompt_ids"].explode()).view(n, k),
+        valid=valid,
+        importance=normalize_log_weights(cos / temperature, valid, 1.0),
+        temperature=temperature,
     )
 
 
@@ -166,36 +196,49 @@ def text_pairs(frame: pl.DataFrame) -> TextPairs:
 
 def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResult:
     """Train the embed-head (on cached embeddings), the late-interaction head (on cached token
-    states) or fine-tune a joint HF model."""
+    states), either one re-weighted online, or fine-tune a joint HF model."""
     config = spec.config
     device = str(pick_device(config.device))
+    if spec.backend == "joint":
+        from rmcore.models.joint import JointRewardModel
+
+        model = JointRewardModel.load(spec.base_model, device=device)
+        val = text_pairs(data.val) if data.val is not None else None
+        return train_joint(model, text_pairs(data.train), val, config)
+    encoder = load_encoder(spec.base_model, device)
+    ids = text_ids(data)
     if spec.backend == "embed-head":
         from rmcore.models.embed_head import HeadConfig, RewardHead
 
-        encoder = load_encoder(spec.base_model, device)
-        train = embed_pairs(warehouse, encoder, data.train)
-        val = embed_pairs(warehouse, encoder, data.val) if data.val is not None else None
+        ensure_embeddings(warehouse, encoder, ids)
+        index, table = cached_embeddings(warehouse, encoder.encoder_id, ids)
+        unit = table
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             head = RewardHead(
                 HeadConfig(dim=encoder.dim, hidden=spec.head_hidden, encoder_id=encoder.encoder_id)
             )
-        return train_embed_head(head, train, val, config)
-    if spec.backend == "late-interaction":
+        train = train_embed_head
+    else:
         from rmcore.models.late_interaction import LateInteractionRewardModel, new_head
 
-        encoder = load_encoder(spec.base_model, device)
         scorer = LateInteractionRewardModel(
             encoder, new_head(encoder, seed=config.seed, hidden=spec.head_hidden)
         )
-        train = state_pairs(warehouse, scorer, data.train)
-        val = state_pairs(warehouse, scorer, data.val) if data.val is not None else None
-        return train_late_interaction(scorer.head, train, val, config)
-    from rmcore.models.joint import JointRewardModel
-
-    model = JointRewardModel.load(spec.base_model, device=device)
-    val = text_pairs(data.val) if data.val is not None else None
-    return train_joint(model, text_pairs(data.train), val, config)
+        ensure_token_states(warehouse, scorer, ids)
+        index, table = cached_token_states(warehouse, scorer, ids)
+        unit = table.mean_pooled() if spec.online else None
+        head, train = scorer.head, train_late_interaction
+    online = None
+    if spec.online is not None:
+        online = online_prompts(spec.online, data.train, data.pool, index, unit)
+    return train(
+        head,
+        row_pairs(index, table, data.train),
+        row_pairs(index, table, data.val) if data.val is not None else None,
+        config,
+        online,
+    )
 
 
 def model_path(warehouse: str | None, name: str, models_dir: str | None) -> Path:

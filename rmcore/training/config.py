@@ -23,31 +23,13 @@ def _check_labels_weights(label: Tensor, weight: Tensor, n: int) -> None:
 
 
 @dataclass
-class EmbedPairs:
-    """Precomputed embeddings of prompt, chosen and rejected response: (N, D) each."""
+class RowPairs:
+    """Rows of prompt, chosen and rejected response (N,) each into one per-text table: the
+    head backends' input. The table is an (U, D) embedding matrix (embed-head) or the
+    `rmcore.models.token_states.TokenStates` of the texts (late-interaction); rows, not
+    copies, so re-scoring a pair under another prompt is just another prompt row."""
 
-    e_x: Tensor
-    e_w: Tensor
-    e_l: Tensor
-    label: Tensor  # (N,) P(chosen preferred)
-    weight: Tensor  # (N,) priority a_i
-
-    def __post_init__(self) -> None:
-        n = self.e_x.shape[0]
-        if self.e_w.shape != self.e_x.shape or self.e_l.shape != self.e_x.shape:
-            raise ValueError("e_x, e_w and e_l must have the same shape (N, D)")
-        _check_labels_weights(self.label, self.weight, n)
-
-    def __len__(self) -> int:
-        return self.e_x.shape[0]
-
-
-@dataclass
-class StatePairs:
-    """Rows of prompt, chosen and rejected response (N,) each into one table of per-text
-    token states (the late-interaction backend's input)."""
-
-    states: Any  # rmcore.models.token_states.TokenStates of the distinct texts
+    table: Any
     x: Tensor
     w: Tensor
     l: Tensor  # noqa: E741 (the METHOD.md name of the rejected response)
@@ -56,8 +38,8 @@ class StatePairs:
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
-        if self.w.shape != (n,) or self.l.shape != (n,):
-            raise ValueError("x, w and l must have the same shape (N,)")
+        if self.x.shape != (n,) or self.w.shape != (n,) or self.l.shape != (n,):
+            raise ValueError("x, w and l must be row vectors of the same shape (N,)")
         _check_labels_weights(self.label, self.weight, n)
 
     def __len__(self) -> int:

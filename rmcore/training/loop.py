@@ -21,6 +21,7 @@ from rmcore.config import TrainConfig
 from rmcore.progress import Progress
 from rmcore.training.config import TrainResult
 from rmcore.training.loss import bt_loss, pair_accuracy
+from rmcore.training.online import OnlinePrompts
 
 PairForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # idx (B,) -> r_w (B,), r_l (B,)
 
@@ -80,7 +81,34 @@ def _autocast(device: torch.device, config: TrainConfig) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.use_bf16(device))
 
 
+@dataclass(frozen=True)
+class Reweigh:
+    """Training weights re-estimated during training (the online variant): before every
+    epoch that `due(epoch)` accepts, `weights()` returns new (N,) weights and the numbers
+    to record about them; the step normalization follows the new weights' mean."""
+
+    due: Callable[[int], bool]
+    weights: Callable[[], tuple[Tensor, dict[str, float]]]
+
+
 @torch.no_grad()
+def pair_gaps(
+    module: nn.Module, forward: PairForward, n: int, config: TrainConfig, device: torch.device
+) -> Tensor:
+    """r_w - r_l of pairs 0..n-1 in eval mode (dropout off), float32 (N,); the module's mode
+    is restored, so this can run in the middle of training."""
+    was_training = module.training
+    module.eval()
+    chunk = config.eval_batch_size or 2 * config.batch_size
+    gaps = [torch.zeros(0, device=device)]
+    with _autocast(device, config):
+        for idx in torch.arange(n).split(chunk):
+            r_w, r_l = forward(idx)
+            gaps.append((r_w - r_l).float())
+    module.train(was_training)
+    return torch.cat(gaps)
+
+
 def evaluate(
     module: nn.Module,
     forward: PairForward,
@@ -90,16 +118,7 @@ def evaluate(
     device: torch.device,
 ) -> dict[str, float]:
     """Weighted BT loss (the training objective, without centering) and hard-label accuracy."""
-    was_training = module.training
-    module.eval()
-    chunk = config.eval_batch_size or 2 * config.batch_size
-    gaps = []
-    with _autocast(device, config):
-        for idx in torch.arange(len(label)).split(chunk):
-            r_w, r_l = forward(idx)
-            gaps.append((r_w - r_l).float())
-    module.train(was_training)
-    gap = torch.cat(gaps)  # (N,)
+    gap = pair_gaps(module, forward, len(label), config, device)  # (N,)
     label, weight = label.to(gap.device), weight.to(gap.device)
     correct, counted = pair_accuracy(gap, label)
     return {
@@ -121,9 +140,11 @@ def fit(
     device: torch.device,
     *,
     validate: Callable[[], dict[str, float]] | None = None,
+    reweigh: Reweigh | None = None,
     desc: str = "train",
 ) -> FitOutcome:
-    """Run the optimizer loop over N training pairs; ``label``/``weight`` are (N,) on any device."""
+    """Run the optimizer loop over N training pairs; ``label``/``weight`` are (N,) on any device
+    (``reweigh`` replaces ``weight`` on its schedule)."""
     if config.early_stopping_patience is not None and validate is None:
         raise ValueError("early stopping needs a validation set")
     n = len(label)
@@ -149,7 +170,13 @@ def fit(
     step, pairs_seen, loop_seconds = 0, 0, 0.0
     bar = Progress(total_steps, desc=desc, unit="steps", enabled=config.progress)
     module.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        reweighted: dict[str, float] = {}
+        if reweigh is not None and reweigh.due(epoch):
+            new_weight, stats = reweigh.weights()
+            weight = new_weight.to(device, torch.float32)
+            mean_weight = weight.mean()
+            reweighted = {"reweighted": 1.0} | stats
         t0 = time.perf_counter()
         # Running sums stay on the device; one sync per log line, not per step.
         loss_sum = torch.zeros((), device=device)
@@ -206,7 +233,7 @@ def fit(
             "lr": schedule.get_last_lr()[0],
             "train_loss": (loss_sum / max(1, epoch_steps)).item(),
             "train_accuracy": (correct / counted.clamp_min(1)).item(),
-        }
+        } | reweighted
         if validate is not None:
             record |= {f"val_{k}": v for k, v in validate().items()}
             if record["val_loss"] < best_loss:
@@ -238,10 +265,12 @@ def fit_head(
     val: Any | None,
     config: TrainConfig,
     desc: str,
+    online: OnlinePrompts | None = None,
 ) -> TrainResult:
     """Fit a head on a frozen encoder's cached per-text inputs, in place. ``train``/``val``
-    are pair containers with ``label`` and ``weight``; ``make_forward(pairs)`` is the pair
-    forward over them (the one part in which the embed-head and late-interaction differ)."""
+    are `RowPairs`; ``make_forward(pairs)`` is the pair forward over them (the one part in
+    which the embed-head and late-interaction differ). With ``online``, the head re-weights
+    the training pairs on its schedule (`rmcore.training.online`)."""
     start = time.perf_counter()
     device = config.resolve_device()
     head.to(device)
@@ -252,6 +281,17 @@ def fit_head(
         def validate() -> dict[str, float]:
             return evaluate(head, val_forward, val.label, val.weight, config, device)
 
+    reweigh = None
+    if online is not None:
+        cross = online.expand(train)
+        cross_forward = make_forward(cross)
+        reweigh = Reweigh(
+            due=online.config.due,
+            weights=lambda: online.weights(
+                pair_gaps(head, cross_forward, len(cross), config, device)
+            ),
+        )
+
     with seeded(config.seed, device):
         outcome = fit(
             head,
@@ -261,9 +301,14 @@ def fit_head(
             config,
             device,
             validate=validate,
+            reweigh=reweigh,
             desc=desc,
         )
     head.eval()
+    if online is not None:
+        outcome.metrics["online_reweights"] = float(
+            sum(r.get("reweighted", 0.0) for r in outcome.history)
+        )
     return TrainResult(
         model=head,
         config=config,
