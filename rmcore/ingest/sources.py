@@ -41,6 +41,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -74,6 +75,44 @@ class ParsedRows(NamedTuple):
     raw: list[str | None]
 
 
+_WHITESPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)  # what bytes.strip() drops
+_SCAN = 1 << 26  # bytes per step of the newline scan: its temporaries stay ~64 MiB
+
+
+class Lines:
+    """The non-blank lines of a JSON-lines file as offsets into its bytes: a line is sliced
+    out when it is read, so the file is held once (a list of 1M line objects doubled a
+    1.4 GB file's memory; docs/RESULTS.md section 9). Line i is `data[starts[i]:ends[i]]`,
+    without its newline (a CR of CRLF stays, as `bytes.split(b"\n")` leaves it)."""
+
+    def __init__(self, data: bytes) -> None:
+        buf = np.frombuffer(data, dtype=np.uint8)
+        newlines = [np.flatnonzero(buf[i : i + _SCAN] == 10) + i for i in range(0, len(buf), _SCAN)]
+        ends = np.concatenate([*newlines, [len(buf)]]).astype(np.int64)  # (L,)
+        starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+        nonempty = ends > starts
+        first = buf[np.minimum(starts, max(len(buf) - 1, 0))] if len(buf) else starts
+        keep = nonempty & ~np.isin(first, _WHITESPACE)
+        # a line starting with whitespace is blank only if all of it is: decided one by one
+        for i in np.flatnonzero(nonempty & ~keep):
+            keep[i] = bool(data[starts[i] : ends[i]].strip())
+        self.data, self.starts, self.ends = data, starts[keep], ends[keep]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.data[self.starts[i] : self.ends[i]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        data = self.data
+        return (data[s:e] for s, e in zip(self.starts.tolist(), self.ends.tolist(), strict=True))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+
 @dataclass
 class RawRecords:
     """Rows of a source, in order, in up to two shapes. `table` holds them as typed columns
@@ -86,7 +125,7 @@ class RawRecords:
     n_rows: int
     parse: Callable[[], ParsedRows] = field(repr=False)
     table: pl.DataFrame | None = None
-    lines: list[bytes] | None = field(default=None, repr=False)  # JSON lines: each row's bytes
+    lines: Lines | None = field(default=None, repr=False)  # JSON lines: each row's bytes
     limits: Limits = field(default_factory=Limits)
     uri: str = ""
     utf8_error: str | None = None  # where the file stops being UTF-8 ("byte 0x.. at offset ..")
@@ -342,7 +381,7 @@ def _parse_line(
     return (value if err is None else None), err, msg
 
 
-def _parse_lines(lines: list[bytes], limits: Limits) -> ParsedRows:
+def _parse_lines(lines: Lines, limits: Limits) -> ParsedRows:
     parsed = [_parse_line(line, limits) for line in lines]
     records, errors, messages = ([p[k] for p in parsed] for k in range(3))
     return ParsedRows(records, errors, messages, [None] * len(lines))
@@ -353,15 +392,16 @@ _ARROW_SAFE_BRACKETS = 1000  # pyarrow recurses per level and crashes near 100k 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{\n")
 
 
-def _record_only(data: bytes, lines: list[bytes], limits: Limits) -> bool:
+def _record_only(data: bytes, lines: Lines, limits: Limits) -> bool:
     """Lines pyarrow reads differently from the record reader: `null` (an all-null row, and a
     crash of the whole process when it comes first), lines over `max_line_bytes`, and lines
     that may nest deep enough to crash pyarrow (more brackets than `_ARROW_SAFE_BRACKETS`):
     the record reader quarantines them. The brackets of all lines are counted in one pass
     over `data` (the lines of `lines` are its lines) rather than line by line (3x faster)."""
-    if any(ln.strip() == b"null" for ln in lines if len(ln) < 16):
+    lengths = lines.lengths
+    if any(lines[i].strip() == b"null" for i in np.flatnonzero(lengths < 16)):
         return True
-    if max(map(len, lines)) > limits.max_line_bytes:
+    if lengths.max() > limits.max_line_bytes:
         return True
     brackets = data.translate(None, _NOT_BRACKETS).split(b"\n")
     return max(map(len, brackets)) > _ARROW_SAFE_BRACKETS
@@ -475,7 +515,7 @@ def _arrow_json(data: bytes, block_size: int, schema: pa.Schema | None) -> pa.Ta
 
 
 def _strict_table(
-    data: bytes, lines: list[bytes], limits: Limits, utf8_error: str | None
+    data: bytes, lines: Lines, limits: Limits, utf8_error: str | None
 ) -> pl.DataFrame | None:
     """The JSON lines as typed columns, or None when some row needs the record reader.
     pyarrow rejects the syntax orjson rejects and fails when a field changes type, but it
@@ -483,7 +523,7 @@ def _strict_table(
     treats a few lines differently (`_record_only`)."""
     if not lines or utf8_error is not None or _record_only(data, lines, limits):
         return None
-    block_size = max(1 << 20, max(map(len, lines)) + 1)  # a row must fit in one block
+    block_size = max(1 << 20, int(lines.lengths.max()) + 1)  # a row must fit in one block
     try:
         table = _arrow_json(data, block_size, None)
         fields = [
@@ -502,7 +542,7 @@ def _strict_table(
 
 
 def _read_jsonl(data: bytes, columnar: bool, limits: Limits) -> RawRecords:
-    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    lines = Lines(data)
     utf8_error = _utf8_error(data)
     table = _strict_table(data, lines, limits, utf8_error) if columnar else None
     if table is not None:  # no row nests too deep: the record reader need not walk them
