@@ -507,11 +507,16 @@ def _has_temporal(dtype: pa.DataType) -> bool:
 
 
 def _arrow_json(data: bytes, block_size: int, schema: pa.Schema | None) -> pa.Table:
-    return pa_json.read_json(
-        io.BytesIO(data),
-        read_options=pa_json.ReadOptions(block_size=block_size),
-        parse_options=pa_json.ParseOptions(explicit_schema=schema),
-    )
+    """pyarrow's JSON read; the parser's scratch memory (about 1.5x the table, kept by the
+    allocator after the read) is handed back at once: 1.6 GB at 1M pairs (RESULTS 9)."""
+    try:
+        return pa_json.read_json(
+            pa.BufferReader(data),
+            read_options=pa_json.ReadOptions(block_size=block_size),
+            parse_options=pa_json.ParseOptions(explicit_schema=schema),
+        )
+    finally:
+        pa.default_memory_pool().release_unused()
 
 
 def _strict_table(
