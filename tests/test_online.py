@@ -161,3 +161,21 @@ def test_train_stage_reweights_online_from_training_prompts_only(ingest_toy) -> 
     ).all()
     ess = (1 / (prompts.importance**2).sum(dim=1)).mean().item()
     assert 3.0 <= ess <= 8.0
+
+
+def test_late_interaction_reweights_online_through_the_stage(ingest_toy) -> None:
+    """The token-state path: weights from the head over cached states, importance weights from
+    the states mean-pooled (no second encoder pass)."""
+    from rmcore.stages.train import fit_reward_model
+
+    warehouse = ingest_toy(40, 10)
+    spec = ModelSpec(
+        dataset="toy",
+        backend="late-interaction",
+        online=OnlineConfig(prompts_per_pair=4),
+        config=TrainConfig(epochs=2, batch_size=32, progress=False, device="cpu"),
+    )
+    fitted = fit_reward_model(warehouse, spec, name="online-late")
+    assert fitted["method"] == "prompt-free-online"
+    assert fitted["metrics"]["online_reweights"] == 1.0
+    assert 0.0 < fitted["metrics"]["online_weight_max"] <= 10.0
