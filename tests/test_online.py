@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
@@ -126,7 +125,12 @@ def test_online_config_and_the_joint_backend_are_refused_clearly() -> None:
 
 def test_train_stage_reweights_online_from_training_prompts_only(ingest_toy) -> None:
     from rmcore.stages.scores import cached_embeddings, load_encoder
-    from rmcore.stages.train import fit_reward_model, load_training_data, online_prompts
+    from rmcore.stages.train import (
+        fit_reward_model,
+        load_training_data,
+        online_inputs,
+        text_ids,
+    )
     from warehouse.connection import reader
     from warehouse.pairs import split_pair_refs
 
@@ -145,9 +149,8 @@ def test_train_stage_reweights_online_from_training_prompts_only(ingest_toy) -> 
 
     data = load_training_data(warehouse, spec, texts=False)
     encoder = load_encoder("bundled", "cpu")
-    ids = pl.concat([data.pool, data.train["chosen_id"], data.train["rejected_id"]]).unique()
-    index, unit = cached_embeddings(warehouse, encoder.encoder_id, ids)
-    prompts = online_prompts(online, data.train, data.pool, index, unit)
+    index, unit = cached_embeddings(warehouse, encoder.encoder_id, text_ids(data))
+    prompts = online_inputs(spec, data, index, unit)  # what the stage trains with
     with reader(warehouse) as con:
         train_prompts = set(split_pair_refs(con, data.dataset_id, "train")["prompt_id"])
         held_out = split_pair_refs(con, data.dataset_id, "test")["prompt_id"]

@@ -44,7 +44,6 @@ from warehouse import catalog, models
 from warehouse import curation as cur
 from warehouse.connection import reader, transaction, warehouse_path
 from warehouse.pairs import split_pair_refs, split_pairs
-from warehouse.scoring import dataset_prompt_ids
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +58,6 @@ class TrainingData:
     augment: str | None
     online: bool
     lineage: dict  # for the model card: dataset and set as name@version, scoring run, filter
-    pool: pl.Series | None = None  # the online variant's prompt pool: the training prompts
 
     @property
     def method(self) -> str:
@@ -99,9 +97,6 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
             set_id, rule, augment = None, "uniform", None
             train = pairs(con, dataset_id, spec.split)
         val = pairs(con, dataset_id, spec.val_split) if spec.val_split else None
-        pool = None
-        if spec.online is not None:
-            pool = dataset_prompt_ids(con, dataset_id, ScoringConfig.pool_split)
         lineage = {
             "dataset": catalog.label(con, "dataset", dataset_id),
             "curated_set": catalog.label(con, "curated set", set_id) if set_id else None,
@@ -127,7 +122,6 @@ def load_training_data(warehouse: str | None, spec: ModelSpec, *, texts: bool) -
         augment=augment,
         online=spec.online is not None,
         lineage=lineage | {"validation_split": spec.val_split if val is not None else None},
-        pool=pool,
     )
 
 
@@ -136,11 +130,12 @@ def _tensor(frame: pl.DataFrame, col: str) -> torch.Tensor:
 
 
 def text_ids(data: TrainingData) -> pl.Series:
-    """Every text the head backends read: the pairs' prompts and responses, and the prompt
-    pool of the online variant."""
+    """Every text the head backends read: the pairs' prompts and responses (the online
+    variant's prompt pool is the training pairs' own prompts)."""
     frames = [data.train] + ([data.val] if data.val is not None else [])
-    parts = [f[c] for f in frames for c in ("prompt_id", "chosen_id", "rejected_id")]
-    return pl.concat(parts + ([data.pool] if data.pool is not None else [])).unique()
+    return pl.concat(
+        [f[c] for f in frames for c in ("prompt_id", "chosen_id", "rejected_id")]
+    ).unique()
 
 
 def row_pairs(index: dict[str, int], table, frame: pl.DataFrame) -> RowPairs:
@@ -163,7 +158,7 @@ def online_prompts(
     unit: torch.Tensor,
 ) -> OnlinePrompts:
     """The prompts each training pair is re-scored under, sampled as a scoring run samples
-    them (`plan_prompts`, training prompts only), with embedding importance weights whose
+    them (`plan_prompts`) from `pool`, with embedding importance weights whose
     temperature puts the mean ESS mid `config.ess_band`; `unit` holds the texts' unit
     embeddings at `index`'s rows."""
     plan = plan_prompts(
@@ -182,6 +177,17 @@ def online_prompts(
         importance=normalize_log_weights(cos / temperature, valid, 1.0),
         temperature=temperature,
     )
+
+
+def online_inputs(
+    spec: ModelSpec, data: TrainingData, index: dict[str, int], unit: torch.Tensor | None
+) -> OnlinePrompts | None:
+    """The online variant's prompts when `spec` asks for it. The pool is the training pairs'
+    own prompts, so no validation or test prompt is ever scored against a training pair."""
+    if spec.online is None:
+        return None
+    pool = data.train["prompt_id"].unique()
+    return online_prompts(spec.online, data.train, pool, index, unit)
 
 
 def text_pairs(frame: pl.DataFrame) -> TextPairs:
@@ -229,15 +235,12 @@ def fit(warehouse: str | None, spec: ModelSpec, data: TrainingData) -> TrainResu
         index, table = cached_token_states(warehouse, scorer, ids)
         unit = table.mean_pooled() if spec.online else None
         head, train = scorer.head, train_late_interaction
-    online = None
-    if spec.online is not None:
-        online = online_prompts(spec.online, data.train, data.pool, index, unit)
     return train(
         head,
         row_pairs(index, table, data.train),
         row_pairs(index, table, data.val) if data.val is not None else None,
         config,
-        online,
+        online_inputs(spec, data, index, unit),
     )
 
 
